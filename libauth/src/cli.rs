@@ -1,0 +1,265 @@
+//! Command-line plumbing shared by every `olm-*` tool: one place that turns
+//! an error into a message and an exit status, the key flags, and guards.
+//!
+//! Libraries should not print; this module is the exception, used only by
+//! the binaries' `main`.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, ExitKind};
+use crate::fsutil;
+use crate::key::PrivateKey;
+
+/// An error a binary raises itself, with its exit status and an optional hint.
+#[derive(Debug)]
+pub struct CliError {
+    kind: ExitKind,
+    message: String,
+    hint: Option<String>,
+}
+
+impl CliError {
+    /// Usage or bad input: exit 2.
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        CliError {
+            kind: ExitKind::BadInput,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// Refused or failed: exit 1.
+    pub fn failed(message: impl Into<String>) -> Self {
+        CliError {
+            kind: ExitKind::Failed,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// Adds a `hint:` line.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Wraps a libauth error with the file or value it concerns.
+    pub fn about(what: impl fmt::Display, err: Error) -> Self {
+        CliError {
+            kind: err.exit_kind(),
+            hint: err.hint().map(str::to_string),
+            message: format!("{what}: {err}"),
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Runs a tool's body and turns its outcome into the process status:
+/// `0` on success or a broken pipe, otherwise one `TOOL: error:` line, an
+/// optional `hint:` line, and `1` or `2`.
+pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
+    match body() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => report(tool, &err),
+    }
+}
+
+fn report(tool: &str, err: &anyhow::Error) -> ExitCode {
+    let mut kind = None;
+    let mut hint = None;
+    for cause in err.chain() {
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            if io.kind() == io::ErrorKind::BrokenPipe {
+                return ExitCode::SUCCESS;
+            }
+        }
+        if let Some(Error::Io {
+            kind: io::ErrorKind::BrokenPipe,
+            ..
+        }) = cause.downcast_ref::<Error>()
+        {
+            return ExitCode::SUCCESS;
+        }
+        if let Some(c) = cause.downcast_ref::<CliError>() {
+            kind = kind.or(Some(c.kind));
+            hint = hint.or(c.hint.clone());
+        }
+        if let Some(e) = cause.downcast_ref::<Error>() {
+            kind = kind.or(Some(e.exit_kind()));
+            hint = hint.or(e.hint().map(str::to_string));
+        }
+    }
+    let mut stderr = io::stderr().lock();
+    let _ = writeln!(stderr, "{tool}: error: {}", one_line(&format!("{err:#}")));
+    if let Some(h) = hint {
+        let _ = writeln!(stderr, "hint: {h}");
+    }
+    ExitCode::from(kind.unwrap_or(ExitKind::BadInput) as u8)
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+/// Parses the command line; on a usage error prints clap's message prefixed
+/// with the tool's name and exits `2`; `--help` and `--version` exit `0`.
+pub fn parse<T: clap::Parser>(tool: &str) -> T {
+    parse_from(tool, std::env::args_os())
+}
+
+/// [`parse`] over given arguments.
+pub fn parse_from<T: clap::Parser>(
+    tool: &str,
+    args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+) -> T {
+    match T::try_parse_from(args) {
+        Ok(t) => t,
+        Err(e) => {
+            use clap::error::ErrorKind as K;
+            match e.kind() {
+                K::DisplayHelp
+                | K::DisplayVersion
+                | K::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    std::process::exit(
+                        if e.kind() == K::DisplayHelpOnMissingArgumentOrSubcommand {
+                            2
+                        } else {
+                            0
+                        },
+                    );
+                }
+                _ => {
+                    let _ = write!(io::stderr(), "{tool}: {}", e.render());
+                    std::process::exit(2);
+                }
+            }
+        }
+    }
+}
+
+/// Where a private key comes from: `-k FILE`, `--key-env NAME`, or the default.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct KeyArgs {
+    /// Read the private key from FILE (OpenSSH format, mode 0600).
+    #[arg(
+        short = 'k',
+        long = "key",
+        value_name = "FILE",
+        conflicts_with = "key_env"
+    )]
+    pub key: Option<PathBuf>,
+    /// Read the private key from the environment variable NAME (a CI secret).
+    #[arg(long = "key-env", value_name = "NAME")]
+    pub key_env: Option<String>,
+}
+
+impl KeyArgs {
+    /// Whether the user named a key explicitly.
+    pub fn is_explicit(&self) -> bool {
+        self.key.is_some() || self.key_env.is_some()
+    }
+}
+
+/// The default key file: `$HOME/.ollama/id_ed25519`.
+pub fn default_key_path() -> anyhow::Result<PathBuf> {
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| {
+            CliError::bad_input("HOME is not set, so there is no default key")
+                .hint("name a key with -k FILE")
+        })?;
+    Ok(Path::new(&home).join(".ollama").join("id_ed25519"))
+}
+
+/// Loads the private key the flags name.
+pub fn load_key(args: &KeyArgs) -> anyhow::Result<PrivateKey> {
+    if let Some(name) = &args.key_env {
+        let value = Zeroizing::new(std::env::var(name).map_err(|_| {
+            CliError::bad_input(format!(
+                "environment variable {name} is not set or not UTF-8"
+            ))
+            .hint(format!("export {name}=\"$(cat KEYFILE)\", or use -k FILE"))
+        })?);
+        return PrivateKey::from_openssh(value.as_bytes())
+            .map_err(|e| CliError::about(format!("environment variable {name}"), e).into());
+    }
+    let path = match &args.key {
+        Some(p) => p.clone(),
+        None => default_key_path()?,
+    };
+    load_key_file(&path)
+}
+
+/// Reads and parses a private key file, naming it in every error.
+pub fn load_key_file(path: &Path) -> anyhow::Result<PrivateKey> {
+    let shown = quote(path);
+    let bytes = fsutil::read_private_file(path).map_err(|e| {
+        let err = CliError::about(&shown, e.clone());
+        match e {
+            Error::LoosePermissions { .. } => err.hint(format!("chmod 600 {shown}")),
+            Error::Io {
+                kind: io::ErrorKind::NotFound,
+                ..
+            } => err.hint("make a key with `olm-keygen -o FILE`, or name one with -k FILE"),
+            _ => err,
+        }
+    })?;
+    PrivateKey::from_openssh(&bytes).map_err(|e| CliError::about(&shown, e).into())
+}
+
+/// Reads all of stdin, up to `limit` bytes.
+pub fn read_stdin(limit: usize) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    fsutil::read_limited(io::stdin().lock(), limit).map_err(|e| CliError::about("stdin", e).into())
+}
+
+/// Whether stdin is a terminal (nothing piped in).
+pub fn stdin_is_terminal() -> bool {
+    io::stdin().is_terminal()
+}
+
+/// Refuses to go on when stdout is a terminal and `what` is a secret.
+pub fn refuse_secret_to_terminal(what: &str, redirect: &str) -> anyhow::Result<()> {
+    if io::stdout().is_terminal() {
+        return Err(
+            CliError::bad_input(format!("refusing to write {what} to a terminal"))
+                .hint(redirect.to_string())
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// A path as messages show it: quoted, so odd names stay readable.
+pub fn quote(path: &Path) -> String {
+    format!("{:?}", path.display().to_string())
+}
+
+/// Writes `line` and a newline to stdout.
+pub fn print_line(line: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(line.as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+/// Reads stdin's first line as text (trailing newline removed).
+pub fn read_stdin_text(limit: usize) -> anyhow::Result<String> {
+    let bytes = read_stdin(limit)?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| CliError::bad_input("stdin: the input is not UTF-8 text"))?;
+    Ok(text.to_string())
+}

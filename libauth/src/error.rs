@@ -1,0 +1,115 @@
+//! The one error type of libauth.
+//!
+//! Variants carry no key bytes and no file contents, only what a user needs to
+//! read: which value was wrong and how. Binaries add the file or host name
+//! as context and map [`Error::exit_code`] to the process status.
+
+use std::io;
+
+/// Result alias used throughout libauth.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything libauth can refuse or fail at.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The key input was empty or held only white space.
+    #[error("no key found: the input is empty")]
+    KeyEmpty,
+    /// The input is not an OpenSSH private key; the string says what is wrong.
+    #[error("not an OpenSSH private key: {0}")]
+    KeyFormat(String),
+    /// The key is protected by a passphrase, which olm does not support.
+    #[error("the private key is protected by a passphrase, which olm does not support")]
+    KeyEncrypted,
+    /// The key is of another algorithm than Ed25519.
+    #[error("{0} keys are not supported: Ollama uses ssh-ed25519 keys only")]
+    KeyType(String),
+    /// A public key line or wire blob could not be read.
+    #[error("not an ssh-ed25519 public key: {0}")]
+    PublicKeyFormat(String),
+    /// A token is not of the form `KEY:SIGNATURE`; the string says why.
+    #[error("malformed token: {0}")]
+    TokenFormat(String),
+    /// The token's signature does not match the challenge.
+    #[error("signature does not match this challenge")]
+    BadSignature,
+    /// A challenge or request could not be built from the given values.
+    #[error("bad request: {0}")]
+    Request(String),
+    /// A base URL broke Ollama's rules for `OLLAMA_CLOUD_BASE_URL`.
+    #[error("bad base URL {url:?}: {why}")]
+    BaseUrl {
+        /// The URL as given.
+        url: String,
+        /// Which rule it broke.
+        why: String,
+    },
+    /// An input was larger than olm reads.
+    #[error("input is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A private key file can be read by other users.
+    #[error(
+        "permissions {mode:04o} are too open: a private key must be readable by its owner only"
+    )]
+    LoosePermissions {
+        /// The file's permission bits.
+        mode: u32,
+    },
+    /// A file that should be written already exists and holds something else.
+    #[error("already exists")]
+    Exists,
+    /// An operating-system I/O error; only its kind and text are kept.
+    #[error("{message}")]
+    Io {
+        /// The kind of the underlying error.
+        kind: io::ErrorKind,
+        /// The operating system's message.
+        message: String,
+    },
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// How a failure is reported to the shell, per `CLI.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    /// Exit status 1: the operation was refused or failed.
+    Failed = 1,
+    /// Exit status 2: usage or bad input.
+    BadInput = 2,
+}
+
+impl Error {
+    /// The exit status this error maps to.
+    pub fn exit_kind(&self) -> ExitKind {
+        match self {
+            Error::BadSignature => ExitKind::Failed,
+            Error::Io { kind, .. } if *kind == io::ErrorKind::BrokenPipe => ExitKind::Failed,
+            _ => ExitKind::BadInput,
+        }
+    }
+
+    /// A line of advice for the user, where there is an obvious fix.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::KeyEncrypted => {
+                Some("remove the passphrase from a copy with `ssh-keygen -p -N '' -f COPY`, or make a new key with `olm-keygen`")
+            }
+            Error::KeyType(_) => Some("make an Ed25519 key with `olm-keygen` or `ssh-keygen -t ed25519 -N ''`"),
+            Error::KeyEmpty => Some("make a new key with `olm-keygen`, or restore the file from a backup"),
+            Error::LoosePermissions { .. } => Some("run `chmod 600` on the key file"),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,426 @@
+//! Ed25519 device keys: OpenSSH private keys, public key lines, fingerprints.
+
+use std::fmt;
+
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+use ssh_key::private::{Ed25519Keypair, KeypairData};
+use ssh_key::{Algorithm, LineEnding};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// The SSH algorithm name of Ed25519 keys.
+pub const ALGORITHM: &str = "ssh-ed25519";
+
+/// Length of the SSH wire blob of an Ed25519 public key:
+/// `string "ssh-ed25519"` then `string <32 bytes>`.
+pub const BLOB_LEN: usize = 4 + 11 + 4 + 32;
+
+/// An Ed25519 private key as Ollama keeps it in `~/.ollama/id_ed25519`.
+///
+/// The secret zeroizes on drop and is never printed by `Debug`.
+pub struct PrivateKey {
+    signing: SigningKey,
+    /// The parsed OpenSSH key, kept so that writing it back gives the same
+    /// bytes (comment and check integers included).
+    openssh: ssh_key::PrivateKey,
+}
+
+impl PrivateKey {
+    /// Makes a new random key from the operating system's generator.
+    pub fn generate() -> Result<Self> {
+        let openssh = ssh_key::PrivateKey::random(&mut rand_core::OsRng, Algorithm::Ed25519)
+            .map_err(|e| Error::KeyFormat(e.to_string()))?;
+        Self::from_ssh_key(openssh)
+    }
+
+    /// Reads an OpenSSH private key (`-----BEGIN OPENSSH PRIVATE KEY-----`).
+    ///
+    /// Empty input, other formats, other algorithms and passphrase-protected
+    /// keys are refused, each with its own [`Error`].
+    pub fn from_openssh(text: &[u8]) -> Result<Self> {
+        let trimmed = text.trim_ascii();
+        if trimmed.is_empty() {
+            return Err(Error::KeyEmpty);
+        }
+        if let Some(kind) = foreign_pem(trimmed) {
+            return Err(kind);
+        }
+        if !trimmed.starts_with(b"-----BEGIN OPENSSH PRIVATE KEY-----") {
+            if trimmed.starts_with(b"ssh-") || trimmed.starts_with(b"ecdsa-") {
+                return Err(Error::KeyFormat(
+                    "this is a public key; a private key is needed".into(),
+                ));
+            }
+            return Err(Error::KeyFormat(
+                "it does not start with -----BEGIN OPENSSH PRIVATE KEY-----".into(),
+            ));
+        }
+        let openssh =
+            ssh_key::PrivateKey::from_openssh(trimmed).map_err(|e| describe_ssh_error(&e))?;
+        Self::from_ssh_key(openssh)
+    }
+
+    fn from_ssh_key(openssh: ssh_key::PrivateKey) -> Result<Self> {
+        if openssh.is_encrypted() {
+            return Err(Error::KeyEncrypted);
+        }
+        let signing = match openssh.key_data() {
+            KeypairData::Ed25519(pair) => SigningKey::try_from(pair).map_err(|_| {
+                Error::KeyFormat("its public and private halves do not match".into())
+            })?,
+            KeypairData::Encrypted(_) => return Err(Error::KeyEncrypted),
+            _ => return Err(Error::KeyType(algorithm_label(&openssh.algorithm()))),
+        };
+        Ok(PrivateKey { signing, openssh })
+    }
+
+    /// Builds a key from a 32-byte Ed25519 seed, with a comment.
+    pub fn from_seed(seed: &[u8; 32], comment: &str) -> Result<Self> {
+        let signing = SigningKey::from_bytes(seed);
+        let pair = Ed25519Keypair::from(&signing);
+        let openssh = ssh_key::PrivateKey::new(KeypairData::Ed25519(pair), comment)
+            .map_err(|e| Error::KeyFormat(e.to_string()))?;
+        Ok(PrivateKey { signing, openssh })
+    }
+
+    /// The key in OpenSSH format, as `ssh-keygen` writes it (LF line endings).
+    pub fn to_openssh(&self) -> Zeroizing<String> {
+        // Encoding a key we parsed or made ourselves cannot fail; fall back to
+        // an empty string rather than panic, and let callers' checks catch it.
+        self.openssh
+            .to_openssh(LineEnding::LF)
+            .unwrap_or_else(|_| Zeroizing::new(String::new()))
+    }
+
+    /// The same key with another comment.
+    pub fn with_comment(&self, comment: &str) -> Self {
+        let mut openssh = self.openssh.clone();
+        openssh.set_comment(comment);
+        PrivateKey {
+            signing: self.signing.clone(),
+            openssh,
+        }
+    }
+
+    /// The key's comment (empty for keys Ollama makes).
+    pub fn comment(&self) -> &str {
+        self.openssh.comment()
+    }
+
+    /// The matching public key.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(self.signing.verifying_key())
+    }
+
+    /// Signs `message` (deterministic Ed25519, RFC 8032).
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        self.signing.sign(message)
+    }
+
+    /// Whether two keys hold the same secret.
+    pub fn same_key(&self, other: &PrivateKey) -> bool {
+        self.signing.to_bytes() == other.signing.to_bytes()
+    }
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("public", &self.public_key())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Recognises PEM blocks of other formats so the message can name them.
+fn foreign_pem(text: &[u8]) -> Option<Error> {
+    let labels: [(&[u8], Error); 5] = [
+        (
+            b"-----BEGIN RSA PRIVATE KEY-----",
+            Error::KeyType("RSA".into()),
+        ),
+        (
+            b"-----BEGIN EC PRIVATE KEY-----",
+            Error::KeyType("ECDSA".into()),
+        ),
+        (
+            b"-----BEGIN DSA PRIVATE KEY-----",
+            Error::KeyType("DSA".into()),
+        ),
+        (
+            b"-----BEGIN ENCRYPTED PRIVATE KEY-----",
+            Error::KeyEncrypted,
+        ),
+        (
+            b"-----BEGIN PRIVATE KEY-----",
+            Error::KeyFormat(
+                "this is a PKCS#8 key; olm reads OpenSSH keys (`ssh-keygen -p -f FILE` converts)"
+                    .into(),
+            ),
+        ),
+    ];
+    labels
+        .into_iter()
+        .find(|(label, _)| text.starts_with(label))
+        .map(|(_, e)| e)
+}
+
+fn algorithm_label(alg: &Algorithm) -> String {
+    match alg {
+        Algorithm::Rsa { .. } => "RSA".into(),
+        Algorithm::Ecdsa { .. } => "ECDSA".into(),
+        Algorithm::Dsa => "DSA".into(),
+        other => other.as_str().to_string(),
+    }
+}
+
+fn describe_ssh_error(e: &ssh_key::Error) -> Error {
+    match e {
+        ssh_key::Error::Encrypted => Error::KeyEncrypted,
+        ssh_key::Error::AlgorithmUnknown => Error::KeyType("unknown-algorithm".into()),
+        ssh_key::Error::AlgorithmUnsupported { algorithm } => {
+            Error::KeyType(algorithm_label(algorithm))
+        }
+        ssh_key::Error::Crypto => {
+            Error::KeyFormat("its check integers do not match (damaged?)".into())
+        }
+        // ssh-key's messages name the encoding problem, never the key bytes.
+        other => Error::KeyFormat(format!("damaged or truncated ({other})")),
+    }
+}
+
+/// An Ed25519 public key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PublicKey(VerifyingKey);
+
+impl PublicKey {
+    /// Reads an authorized_keys-style line: `ssh-ed25519 AAAA… [comment]`.
+    pub fn from_line(line: &str) -> Result<Self> {
+        let mut fields = line.split_ascii_whitespace();
+        let alg = fields
+            .next()
+            .ok_or_else(|| Error::PublicKeyFormat("the line is empty".into()))?;
+        if alg != ALGORITHM {
+            return Err(Error::PublicKeyFormat(format!(
+                "the line starts with {:?}, not {ALGORITHM}",
+                truncate(alg, 40)
+            )));
+        }
+        let blob = fields
+            .next()
+            .ok_or_else(|| Error::PublicKeyFormat("the key field is missing".into()))?;
+        let key = Self::from_blob_base64(blob)?;
+        Ok(key)
+    }
+
+    /// Reads the base64 wire blob (the second field of a public key line).
+    pub fn from_blob_base64(b64: &str) -> Result<Self> {
+        let bytes = STANDARD
+            .decode(b64)
+            .map_err(|_| Error::PublicKeyFormat("the key is not valid base64".into()))?;
+        Self::from_blob(&bytes)
+    }
+
+    /// Reads the SSH wire blob: `string "ssh-ed25519"`, `string key`.
+    pub fn from_blob(blob: &[u8]) -> Result<Self> {
+        let (name, rest) = read_string(blob)
+            .ok_or_else(|| Error::PublicKeyFormat("the key blob is truncated".into()))?;
+        if name != ALGORITHM.as_bytes() {
+            let shown = String::from_utf8_lossy(name);
+            return Err(Error::PublicKeyFormat(format!(
+                "the key is {:?}, not {ALGORITHM}",
+                truncate(&shown, 40)
+            )));
+        }
+        let (point, rest) = read_string(rest)
+            .ok_or_else(|| Error::PublicKeyFormat("the key blob is truncated".into()))?;
+        if !rest.is_empty() {
+            return Err(Error::PublicKeyFormat(
+                "the key blob has trailing bytes".into(),
+            ));
+        }
+        let point: &[u8; 32] = point.try_into().map_err(|_| {
+            Error::PublicKeyFormat(format!("the key is {} bytes, expected 32", point.len()))
+        })?;
+        VerifyingKey::from_bytes(point)
+            .map(PublicKey)
+            .map_err(|_| Error::PublicKeyFormat("the key is not a valid Ed25519 point".into()))
+    }
+
+    /// Wraps a raw 32-byte public key.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self> {
+        VerifyingKey::from_bytes(bytes)
+            .map(PublicKey)
+            .map_err(|_| Error::PublicKeyFormat("the key is not a valid Ed25519 point".into()))
+    }
+
+    /// The raw 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        self.0.as_bytes()
+    }
+
+    /// The SSH wire blob (RFC 4253 §6.6, RFC 8709).
+    pub fn blob(&self) -> [u8; BLOB_LEN] {
+        let mut out = [0u8; BLOB_LEN];
+        out[..4].copy_from_slice(&11u32.to_be_bytes());
+        out[4..15].copy_from_slice(ALGORITHM.as_bytes());
+        out[15..19].copy_from_slice(&32u32.to_be_bytes());
+        out[19..].copy_from_slice(self.0.as_bytes());
+        out
+    }
+
+    /// Standard base64 of the wire blob: the first half of a token.
+    pub fn blob_base64(&self) -> String {
+        STANDARD.encode(self.blob())
+    }
+
+    /// The public key line, `ssh-ed25519 <base64 blob>`, no comment.
+    pub fn to_line(&self) -> String {
+        format!("{ALGORITHM} {}", self.blob_base64())
+    }
+
+    /// base64url (no padding) of the public key line: the `key` of a
+    /// connect URL and the `encodedKey` of `DELETE /api/user/keys/…`.
+    pub fn encoded(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.to_line())
+    }
+
+    /// `SHA256:…` fingerprint, as `ssh-keygen -l` prints it.
+    pub fn fingerprint(&self) -> String {
+        let digest = Sha256::digest(self.blob());
+        format!("SHA256:{}", STANDARD_NO_PAD.encode(digest))
+    }
+
+    /// Checks `signature` over `message` (strict RFC 8032 verification:
+    /// small-order keys and non-canonical signatures are refused).
+    pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<()> {
+        self.0
+            .verify_strict(message, signature)
+            .map_err(|_| Error::BadSignature)
+    }
+
+    /// The underlying ed25519-dalek key.
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.0
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_line())
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.to_line())
+    }
+}
+
+fn read_string(buf: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = u32::from_be_bytes(buf.get(..4)?.try_into().ok()?) as usize;
+    let rest = &buf[4..];
+    if rest.len() < len {
+        return None;
+    }
+    Some(rest.split_at(len))
+}
+
+/// Shortens untrusted text before it goes into a message.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max).collect();
+        t.push('…');
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K1: &str = include_str!("../../tests/vectors/keys/k1");
+    const K1_PUB: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN1vBU/y4xOtTPdcrtyDAvPqiYVhxhqpehCzdTXR32wE";
+
+    #[test]
+    fn reads_vector_key_and_derives_its_line() {
+        let key = PrivateKey::from_openssh(K1.as_bytes()).expect("k1 parses");
+        assert_eq!(key.public_key().to_line(), K1_PUB);
+        assert!(key
+            .public_key()
+            .blob_base64()
+            .starts_with("AAAAC3NzaC1lZDI1NTE5AAAAI"));
+    }
+
+    #[test]
+    fn writes_back_the_same_bytes() {
+        let key = PrivateKey::from_openssh(K1.as_bytes()).expect("k1 parses");
+        assert_eq!(key.to_openssh().as_str(), K1);
+    }
+
+    #[test]
+    fn generated_key_round_trips() {
+        let key = PrivateKey::generate().expect("generate");
+        let again = PrivateKey::from_openssh(key.to_openssh().as_bytes()).expect("reparse");
+        assert!(key.same_key(&again));
+        assert_eq!(key.public_key(), again.public_key());
+    }
+
+    #[test]
+    fn refuses_empty_and_foreign_input() {
+        assert_eq!(PrivateKey::from_openssh(b"").unwrap_err(), Error::KeyEmpty);
+        assert_eq!(
+            PrivateKey::from_openssh(b" \n\t").unwrap_err(),
+            Error::KeyEmpty
+        );
+        assert_eq!(
+            PrivateKey::from_openssh(b"-----BEGIN RSA PRIVATE KEY-----\nabc\n").unwrap_err(),
+            Error::KeyType("RSA".into())
+        );
+        assert!(matches!(
+            PrivateKey::from_openssh(K1_PUB.as_bytes()).unwrap_err(),
+            Error::KeyFormat(_)
+        ));
+        let truncated = &K1.as_bytes()[..K1.len() / 2];
+        assert!(matches!(
+            PrivateKey::from_openssh(truncated).unwrap_err(),
+            Error::KeyFormat(_)
+        ));
+    }
+
+    #[test]
+    fn debug_does_not_print_the_secret() {
+        let key = PrivateKey::from_seed(&[7u8; 32], "").expect("seed");
+        let shown = format!("{key:?}");
+        assert!(shown.contains("ssh-ed25519 AAAA"));
+        assert!(!shown.contains(&STANDARD.encode([7u8; 32])));
+        assert!(!shown.contains("0707"));
+    }
+
+    #[test]
+    fn public_line_parsing() {
+        let k = PublicKey::from_line(&format!("{K1_PUB} user@host")).expect("line");
+        assert_eq!(k.to_line(), K1_PUB);
+        assert!(PublicKey::from_line("ssh-rsa AAAAB3NzaC1yc2E").is_err());
+        assert!(PublicKey::from_line("ssh-ed25519").is_err());
+        assert!(PublicKey::from_line("ssh-ed25519 !!!").is_err());
+        // A blob that names another algorithm is refused with its name.
+        let rsa_blob = STANDARD.encode(b"\0\0\0\x07ssh-rsa\0\0\0\x01\x01");
+        let err = PublicKey::from_line(&format!("ssh-ed25519 {rsa_blob}")).unwrap_err();
+        assert!(err.to_string().contains("ssh-rsa"), "{err}");
+    }
+
+    #[test]
+    fn fingerprint_has_ssh_keygen_shape() {
+        let k = PublicKey::from_line(K1_PUB).expect("line");
+        let fp = k.fingerprint();
+        assert!(fp.starts_with("SHA256:"));
+        assert_eq!(fp.len(), 7 + 43);
+    }
+}

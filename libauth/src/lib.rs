@@ -1,0 +1,25 @@
+//! libauth: Ollama's device-key authentication, byte for byte.
+//!
+//! - [`key`]: Ed25519 keys in OpenSSH format, public key lines, fingerprints;
+//! - [`token`]: `KEY:SIGNATURE` tokens, signed, parsed and verified;
+//! - [`challenge`]: what is signed, for API requests and registry tokens;
+//! - [`connect`]: the URL that attaches a key to an ollama.com account;
+//! - [`base`]: base URLs under Ollama's rules;
+//! - [`fsutil`]: atomic writes and careful reads of key files;
+//! - [`cli`]: the plumbing every `olm-*` binary shares.
+
+pub mod base;
+pub mod challenge;
+pub mod cli;
+pub mod connect;
+pub mod error;
+pub mod fsutil;
+pub mod key;
+pub mod token;
+
+pub use base::BaseUrl;
+pub use challenge::{ApiRequest, Challenge, RegistryChallenge};
+pub use connect::{connect_url, ConnectForm};
+pub use error::{Error, ExitKind, Result};
+pub use key::{PrivateKey, PublicKey};
+pub use token::{Signer, Token};

@@ -1,0 +1,126 @@
+//! olm-connect-url: print the URL that connects a key to an ollama.com account.
+
+use std::io::Write;
+use std::process::{Command, ExitCode, Stdio};
+
+use clap::Parser;
+use libauth::cli::{self, CliError, KeyArgs};
+use libauth::{connect_url, BaseUrl, ConnectForm, PrivateKey, PublicKey};
+
+const TOOL: &str = "olm-connect-url";
+
+/// Print the ollama.com connect URL for a device key.
+#[derive(Parser, Debug)]
+#[command(name = TOOL, version, after_help = "\
+Examples:
+  olm-connect-url                                   URL for the stored key
+  olm-keygen -y -k key | olm-connect-url --name ci-runner
+  olm-connect-url < ~/.ollama/id_ed25519.pub --qr   scan it with a phone
+  ssh box cat .ollama/id_ed25519.pub | olm-connect-url --name box --open")]
+struct Cli {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// The device name shown on ollama.com (default: this host's name).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Base URL (default: OLLAMA_CLOUD_BASE_URL, else https://ollama.com).
+    #[arg(long, value_name = "URL")]
+    base: Option<String>,
+    /// The desktop app's form: query-escaped name and &launch=true.
+    #[arg(long)]
+    app: bool,
+    /// Also draw the URL as a QR code on stderr.
+    #[arg(long)]
+    qr: bool,
+    /// Also open the URL in a browser when a display is there.
+    #[arg(long)]
+    open: bool,
+}
+
+fn main() -> ExitCode {
+    let args: Cli = cli::parse(TOOL);
+    cli::run(TOOL, || run(args))
+}
+
+fn run(args: Cli) -> anyhow::Result<()> {
+    let base = BaseUrl::from_flag_or_env(args.base.as_deref())
+        .map_err(|e| CliError::about("--base", e))?;
+    let key = public_key(&args.key)?;
+    let name = match args.name {
+        Some(n) if n.is_empty() => return Err(CliError::bad_input("--name is empty").into()),
+        Some(n) => n,
+        None => gethostname::gethostname().to_string_lossy().into_owned(),
+    };
+    let form = if args.app {
+        ConnectForm::App
+    } else {
+        ConnectForm::Server
+    };
+    let url = connect_url(&base, &name, &key, form);
+    cli::print_line(&url)?;
+    if args.qr {
+        draw_qr(&url)?;
+    }
+    if args.open {
+        open_browser(&url);
+    }
+    Ok(())
+}
+
+/// The key from -k/--key-env, else from stdin when piped, else the default.
+fn public_key(args: &KeyArgs) -> anyhow::Result<PublicKey> {
+    if args.is_explicit() || cli::stdin_is_terminal() {
+        return Ok(cli::load_key(args)?.public_key());
+    }
+    let text = cli::read_stdin_text(libauth::fsutil::KEY_FILE_LIMIT)?;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        // Nothing piped in (e.g. stdin is /dev/null in CI): use the default.
+        return Ok(cli::load_key(args)?.public_key());
+    }
+    if trimmed.starts_with("-----BEGIN") {
+        let key = PrivateKey::from_openssh(trimmed.as_bytes())
+            .map_err(|e| CliError::about("stdin", e))?;
+        return Ok(key.public_key());
+    }
+    let line = trimmed.lines().next().unwrap_or_default();
+    PublicKey::from_line(line).map_err(|e| CliError::about("stdin", e).into())
+}
+
+fn draw_qr(url: &str) -> anyhow::Result<()> {
+    let code = qrcode::QrCode::new(url.as_bytes())
+        .map_err(|e| CliError::failed(format!("cannot draw a QR code: {e}")))?;
+    let art = code
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .quiet_zone(true)
+        .build();
+    let mut err = std::io::stderr().lock();
+    writeln!(err, "{art}")?;
+    Ok(())
+}
+
+/// Opens a browser where there is a display; otherwise says so (the URL is
+/// already on stdout to copy).
+fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        Some("open")
+    } else if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+    {
+        Some("xdg-open")
+    } else {
+        None
+    };
+    let Some(opener) = opener else {
+        eprintln!("{TOOL}: note: no display here; open the URL above on another device");
+        return;
+    };
+    let spawned = Command::new(opener)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    if spawned.is_err() {
+        eprintln!("{TOOL}: note: could not run {opener}; open the URL above yourself");
+    }
+}

@@ -1,0 +1,110 @@
+//! olm-keygen: make an Ed25519 device key, or print a key's public line.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use libauth::cli::{self, CliError, KeyArgs};
+use libauth::fsutil::{self, Replace};
+use libauth::{Error, PrivateKey};
+
+const TOOL: &str = "olm-keygen";
+
+/// Make an Ed25519 device key in OpenSSH format, as Ollama does.
+#[derive(Parser, Debug)]
+#[command(name = TOOL, version, after_help = "\
+Examples:
+  olm-keygen -o ~/.ollama/id_ed25519          write a key and its .pub, print the public line
+  olm-keygen | olm-store put                   make a key straight into the store
+  olm-keygen -y -k ~/.ollama/id_ed25519        print the public key line of a key
+  olm-keygen -y -k k | olm-connect-url --name box")]
+struct Cli {
+    /// Write the key to FILE (mode 0600, atomically) and FILE.pub (0644).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Replace an existing FILE.
+    #[arg(long, requires = "output")]
+    force: bool,
+    /// A comment stored in the key (Ollama writes none).
+    #[arg(short = 'C', long, value_name = "TEXT", default_value = "")]
+    comment: String,
+    /// Print the public key line of a private key (stdin, or -k FILE).
+    #[arg(short = 'y', long = "public", conflicts_with_all = ["output", "comment"])]
+    public: bool,
+    #[command(flatten)]
+    key: KeyArgs,
+}
+
+fn main() -> ExitCode {
+    let args: Cli = cli::parse(TOOL);
+    cli::run(TOOL, || run(args))
+}
+
+fn run(args: Cli) -> anyhow::Result<()> {
+    if args.public {
+        let key = if args.key.is_explicit() {
+            cli::load_key(&args.key)?
+        } else {
+            let bytes = cli::read_stdin(fsutil::KEY_FILE_LIMIT)?;
+            PrivateKey::from_openssh(&bytes).map_err(|e| CliError::about("stdin", e))?
+        };
+        cli::print_line(&key.public_key().to_line())?;
+        return Ok(());
+    }
+    if args.key.is_explicit() {
+        return Err(CliError::bad_input("-k and --key-env go with -y").into());
+    }
+    let key = PrivateKey::generate()?;
+    let key = if args.comment.is_empty() {
+        key
+    } else {
+        key.with_comment(&args.comment)
+    };
+    match &args.output {
+        Some(path) => write_files(path, &key, args.force),
+        None => {
+            cli::refuse_secret_to_terminal(
+                "a private key",
+                "redirect it: `olm-keygen > FILE`, `olm-keygen -o FILE`, or `olm-keygen | olm-store put`",
+            )?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(key.to_openssh().as_bytes())?;
+            out.flush()?;
+            Ok(())
+        }
+    }
+}
+
+fn write_files(path: &Path, key: &PrivateKey, force: bool) -> anyhow::Result<()> {
+    let shown = cli::quote(path);
+    let replace = if force {
+        Replace::Allow
+    } else {
+        Replace::Never
+    };
+    fsutil::write_atomic(path, key.to_openssh().as_bytes(), 0o600, replace).map_err(
+        |e| match e {
+            Error::Exists => {
+                CliError::bad_input(format!("{shown} already exists; not replacing a key"))
+                    .hint("pick another file, or add --force to replace it")
+            }
+            other => CliError::about(&shown, other),
+        },
+    )?;
+    let mut pub_path = path.as_os_str().to_owned();
+    pub_path.push(".pub");
+    let pub_path = PathBuf::from(pub_path);
+    let mut line = key.public_key().to_line();
+    if !key.comment().is_empty() {
+        line.push(' ');
+        line.push_str(key.comment());
+    }
+    line.push('\n');
+    fsutil::write_atomic(&pub_path, line.as_bytes(), 0o644, Replace::Allow)
+        .map_err(|e| CliError::about(cli::quote(&pub_path), e))
+        .context("the private key was written, its .pub was not")?;
+    cli::print_line(&key.public_key().to_line())?;
+    Ok(())
+}

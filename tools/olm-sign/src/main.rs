@@ -1,0 +1,306 @@
+//! olm-sign: sign a challenge or an API request with the device key.
+
+use std::io::{self, BufRead, BufWriter, Write};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, ValueEnum};
+use libauth::base::{split_absolute, BaseUrl};
+use libauth::cli::{self, CliError, KeyArgs};
+use libauth::{ApiRequest, Challenge, PrivateKey, RegistryChallenge, Signer, Token};
+use serde_json::json;
+
+const TOOL: &str = "olm-sign";
+
+/// The most stdin bytes signed in one challenge (and per line with --lines).
+const INPUT_LIMIT: usize = 1024 * 1024;
+
+/// Sign challenges and API requests the way Ollama does.
+#[derive(Parser, Debug)]
+#[command(name = TOOL, version, after_help = "\
+Examples:
+  printf 'POST,/api/me?ts=1700000000' | olm-sign -k key
+  olm-sign -X POST /api/me --format curl | curl -K -
+  curl -H \"$(olm-sign -X GET /api/tags --format header)\" \"https://ollama.com/api/tags?ts=$(date +%s)\"
+  olm-sign --lines < challenges.txt > tokens.txt")]
+struct Cli {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Build the API challenge for METHOD and URI (a path, or an absolute URL).
+    #[arg(short = 'X', long = "request", num_args = 2, value_names = ["METHOD", "URI"], conflicts_with_all = ["lines", "registry"])]
+    request: Option<Vec<String>>,
+    /// The ts to sign, in Unix seconds (default: now).
+    #[arg(long, value_name = "SECONDS", requires = "request")]
+    ts: Option<u64>,
+    /// What to print.
+    #[arg(long, value_enum, default_value_t = Format::Token)]
+    format: Format,
+    /// Base URL for curl and json output (default: OLLAMA_CLOUD_BASE_URL, else https://ollama.com).
+    #[arg(long, value_name = "URL")]
+    base: Option<String>,
+    /// Send `Authorization: Bearer <token>` in header, curl and json output.
+    #[arg(long)]
+    bearer: bool,
+    /// Sign every stdin line (without its newline); print one token per line.
+    #[arg(long, conflicts_with = "registry")]
+    lines: bool,
+    /// Build a registry token request from a WWW-Authenticate header value.
+    #[arg(long, value_name = "CHALLENGE")]
+    registry: Option<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// The token alone.
+    Token,
+    /// `Authorization: <token>`.
+    Header,
+    /// A config for `curl -K -`.
+    Curl,
+    /// One JSON object.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let args: Cli = cli::parse(TOOL);
+    cli::run(TOOL, || run(args))
+}
+
+fn run(args: Cli) -> anyhow::Result<()> {
+    if args.lines {
+        if !matches!(args.format, Format::Token | Format::Header) {
+            return Err(CliError::bad_input("--lines prints tokens or headers only")
+                .hint("use --format token or --format header")
+                .into());
+        }
+        let key = cli::load_key(&args.key)?;
+        return sign_lines(&key, args.format == Format::Header, args.bearer);
+    }
+    if let Some(request) = &args.request {
+        let [method, uri] = request.as_slice() else {
+            return Err(CliError::bad_input("-X takes METHOD and URI").into());
+        };
+        return sign_request(&args, method, uri);
+    }
+    if let Some(header) = &args.registry {
+        return sign_registry(&args, header);
+    }
+    sign_stdin(&args)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn authorization(token: &Token, bearer: bool) -> String {
+    if bearer {
+        format!("Bearer {token}")
+    } else {
+        token.to_string()
+    }
+}
+
+fn sign_stdin(args: &Cli) -> anyhow::Result<()> {
+    if args.format == Format::Curl {
+        return Err(CliError::bad_input("--format curl needs a request to send")
+            .hint("use -X METHOD URI, e.g. olm-sign -X POST /api/me --format curl")
+            .into());
+    }
+    let key = cli::load_key(&args.key)?;
+    let input = cli::read_stdin(INPUT_LIMIT)?;
+    if input.last() == Some(&b'\n') {
+        eprintln!("{TOOL}: note: the input ends with a newline, which is signed too (use printf, not echo)");
+    }
+    let token = Token::sign(&key, &input);
+    let auth = authorization(&token, args.bearer);
+    let out = match args.format {
+        Format::Token => token.to_string(),
+        Format::Header => format!("Authorization: {auth}"),
+        Format::Json => json!({
+            "challenge": String::from_utf8_lossy(&input),
+            "token": token.to_string(),
+            "authorization": auth,
+        })
+        .to_string(),
+        Format::Curl => unreachable!("--format curl is refused before stdin is read"),
+    };
+    cli::print_line(&out)?;
+    Ok(())
+}
+
+fn sign_request(args: &Cli, method: &str, uri: &str) -> anyhow::Result<()> {
+    let (base, uri) = if uri.contains("://") {
+        if args.base.is_some() {
+            return Err(CliError::bad_input(
+                "give the base either in the URL or with --base, not both",
+            )
+            .into());
+        }
+        split_absolute(uri).map_err(|e| CliError::about("the URL", e))?
+    } else {
+        let base = BaseUrl::from_flag_or_env(args.base.as_deref())
+            .map_err(|e| CliError::about("--base", e))?;
+        (base, uri.to_string())
+    };
+    let method = method.to_ascii_uppercase();
+    let ts = args.ts.unwrap_or_else(now);
+    let request = ApiRequest::new(&method, &uri, ts)
+        .map_err(|e| CliError::about(format!("{method} {uri}"), e))?;
+    let key = cli::load_key(&args.key)?;
+    let challenge = request.challenge();
+    let token = Token::sign(&key, challenge.as_bytes());
+    let url = base.join(&request.request_uri());
+    print_signed(
+        args,
+        &token,
+        request.method(),
+        &url,
+        Some((&request, &challenge)),
+    )
+}
+
+fn sign_registry(args: &Cli, header: &str) -> anyhow::Result<()> {
+    let challenge =
+        RegistryChallenge::parse(header).map_err(|e| CliError::about("--registry", e))?;
+    let key = cli::load_key(&args.key)?;
+    let mut nonce = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
+    let url = challenge
+        .url(now(), &nonce)
+        .map_err(|e| CliError::about("--registry", e))?;
+    let signed = RegistryChallenge::challenge_for(&url);
+    let token = Token::sign(&key, signed.as_bytes());
+    if args.format == Format::Token || args.format == Format::Header {
+        cli::print_line(&url)?;
+    }
+    print_signed(args, &token, "GET", &url, None)?;
+    Ok(())
+}
+
+fn print_signed(
+    args: &Cli,
+    token: &Token,
+    method: &str,
+    url: &str,
+    request: Option<(&ApiRequest, &Challenge)>,
+) -> anyhow::Result<()> {
+    let auth = authorization(token, args.bearer);
+    let out = match args.format {
+        Format::Token => token.to_string(),
+        Format::Header => format!("Authorization: {auth}"),
+        Format::Curl => format!(
+            "url = {}\nrequest = {}\nheader = {}",
+            curl_quote(url),
+            curl_quote(method),
+            curl_quote(&format!("Authorization: {auth}"))
+        ),
+        Format::Json => {
+            let mut obj = json!({
+                "method": method,
+                "url": url,
+                "token": token.to_string(),
+                "authorization": auth,
+            });
+            if let Some((req, challenge)) = request {
+                obj["request_uri"] = json!(req.request_uri());
+                obj["ts"] = json!(req.ts());
+                obj["challenge"] = json!(String::from_utf8_lossy(challenge.as_bytes()));
+            }
+            obj.to_string()
+        }
+    };
+    cli::print_line(&out)?;
+    Ok(())
+}
+
+/// Quotes a value for a curl config file.
+fn curl_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Signs each stdin line; one token (or header) per output line.
+fn sign_lines(key: &PrivateKey, header: bool, bearer: bool) -> anyhow::Result<()> {
+    let signer = Signer::new(key);
+    let stdin = io::stdin().lock();
+    let mut reader = io::BufReader::with_capacity(64 * 1024, stdin);
+    let mut out = BufWriter::with_capacity(64 * 1024, io::stdout().lock());
+    let mut line = Vec::with_capacity(256);
+    let mut buf = Vec::with_capacity(256);
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        number += 1;
+        if !read_line_limited(&mut reader, &mut line, INPUT_LIMIT)
+            .map_err(|e| CliError::bad_input(format!("stdin line {number}: {e}")))?
+        {
+            break;
+        }
+        buf.clear();
+        if header {
+            buf.extend_from_slice(b"Authorization: ");
+        }
+        if bearer {
+            buf.extend_from_slice(b"Bearer ");
+        }
+        signer.sign_into(&line, &mut buf);
+        buf.push(b'\n');
+        out.write_all(&buf)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Reads one line without its `\n` into `line`; false at end of input.
+/// A line longer than `limit` is an error, so memory stays bounded.
+fn read_line_limited(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    limit: usize,
+) -> io::Result<bool> {
+    let mut any = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(any);
+        }
+        any = true;
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..i], Some(i + 1)),
+            None => (available, None),
+        };
+        if line.len() + chunk.len() > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the line is longer than the limit of {limit} bytes"),
+            ));
+        }
+        line.extend_from_slice(chunk);
+        match done {
+            Some(n) => {
+                reader.consume(n);
+                return Ok(true);
+            }
+            None => {
+                let n = available.len();
+                reader.consume(n);
+            }
+        }
+    }
+}
