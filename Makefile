@@ -20,5 +20,9 @@ test: build
 fmt:
 	$(CARGO) fmt --all
 
+# Not part of `make test`: timings are not tests. See scripts/bench.sh.
+bench:
+	bash scripts/bench.sh
+
 clean:
 	$(CARGO) clean
