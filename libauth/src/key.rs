@@ -4,6 +4,7 @@ use std::fmt;
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
+use ed25519_dalek::hazmat::ExpandedSecretKey;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use ssh_key::private::{Ed25519Keypair, KeypairData};
@@ -69,9 +70,19 @@ impl PrivateKey {
             return Err(Error::KeyEncrypted);
         }
         let signing = match openssh.key_data() {
-            KeypairData::Ed25519(pair) => SigningKey::try_from(pair).map_err(|_| {
-                Error::KeyFormat("its public and private halves do not match".into())
-            })?,
+            KeypairData::Ed25519(pair) => {
+                // One fixed-base multiplication derives the public half;
+                // comparing it with the stored one is then a byte compare.
+                // (`SigningKey::try_from(pair)` would derive it a second
+                // time: a sixth of a whole `olm-sign` call.)
+                let signing = SigningKey::from(&pair.private);
+                if signing.verifying_key().as_bytes() != pair.public.as_ref() {
+                    return Err(Error::KeyFormat(
+                        "its public and private halves do not match".into(),
+                    ));
+                }
+                signing
+            }
             KeypairData::Encrypted(_) => return Err(Error::KeyEncrypted),
             _ => return Err(Error::KeyType(algorithm_label(&openssh.algorithm()))),
         };
@@ -119,6 +130,17 @@ impl PrivateKey {
     /// Signs `message` (deterministic Ed25519, RFC 8032).
     pub fn sign(&self, message: &[u8]) -> Signature {
         self.signing.sign(message)
+    }
+
+    /// The secret expanded once (SHA-512 of the seed), for signing many
+    /// messages; ed25519-dalek's `sign` expands it again for every one.
+    pub(crate) fn expanded(&self) -> ExpandedSecretKey {
+        ExpandedSecretKey::from(self.signing.as_bytes())
+    }
+
+    /// The verifying key derived from the secret (never read from a file).
+    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
+        self.signing.as_ref()
     }
 
     /// Whether two keys hold the same secret.
