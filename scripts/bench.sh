@@ -156,6 +156,81 @@ row "bulk output = each line signed alone" \
   "$checked lines vs one \`olm-sign\` process each: $((checked - differ)) identical" \
   "" "byte for byte" "$([[ $ok == yes ]] && echo met || echo MISSED)"
 
+# --- olm-verify --serve under wrk -------------------------------------------
+# Every request carries a fresh token (its own path, ts = now), since the
+# server refuses a replayed one: the 200 path. Then one token over and over:
+# the 401 path (replay refused). wrk's threads take every other token.
+serve_bench() {
+  local secs=${OLM_BENCH_SERVE_SECONDS:-5} conns=${OLM_BENCH_SERVE_CONNECTIONS:-32}
+  local count=${OLM_BENCH_SERVE_TOKENS:-300000} now url out i
+  say "serve: olm-verify --serve under wrk -t2 -c$conns -d${secs}s on 127.0.0.1"
+  now=$(date +%s)
+  awk -v n="$count" -v ts="$now" 'BEGIN { for (i = 0; i < n; i++) printf "/bench/%d?ts=%d\n", i, ts }' >"$work/paths"
+  sed 's/^/GET,/' "$work/paths" | "$rel/olm-sign" -k "$key" --lines >"$work/serve-tokens"
+  paste "$work/paths" "$work/serve-tokens" >"$work/serve-requests"
+  cat >"$work/fresh.lua" <<'LUA'
+counter = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+function init(args)
+  local threads = tonumber(args[2])
+  reqs, i = {}, 0
+  local k = 0
+  for line in io.lines(args[1]) do
+    if k % threads == id then
+      local path, token = line:match("^([^\t]*)\t(.*)$")
+      reqs[#reqs + 1] = wrk.format("GET", path, { ["Authorization"] = token })
+    end
+    k = k + 1
+  end
+end
+function request()
+  i = i + 1
+  if i > #reqs then i = 1 end -- replays from here on: refused, counted as non-2xx
+  return reqs[i]
+end
+LUA
+  cp "$key.pub" "$work/authorized_keys"
+  : >"$work/serve-url"
+  /usr/bin/time -f %M -o "$work/serve-rss" "$rel/olm-verify" --serve 127.0.0.1:0 \
+    --authorized-keys "$work/authorized_keys" >"$work/serve-url" 2>/dev/null &
+  server_pid=$!
+  for ((i = 0; i < 100; i++)); do
+    url=$(head -1 "$work/serve-url")
+    [[ -n $url ]] && break
+    sleep 0.1
+  done
+  [[ -n $url ]] || die "olm-verify --serve did not print its URL"
+  out=$(wrk -t2 -c"$conns" -d"${secs}s" -s "$work/fresh.lua" "$url" -- "$work/serve-requests" 2)
+  local total non2xx secs_run ok_rate
+  total=$(awk '/requests in/ { print $1 }' <<<"$out")
+  secs_run=$(awk '/requests in/ { sub(/s,$/, "", $4); print $4 }' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ { print $NF }' <<<"$out")
+  non2xx=${non2xx:-0}
+  ok_rate=$(calc %.0f "($total - $non2xx) / $secs_run")
+  # The 401 path: the first of these tokens again, which the server now refuses.
+  local replay
+  replay=$(head -1 "$work/serve-requests")
+  out=$(wrk -t2 -c"$conns" -d"${secs}s" -H "Authorization: ${replay#*$'\t'}" "$url${replay%%$'\t'*}")
+  local refused_rate refused_non2xx refused_total
+  refused_total=$(awk '/requests in/ { print $1 }' <<<"$out")
+  refused_non2xx=$(awk '/Non-2xx/ { print $NF }' <<<"$out")
+  refused_rate=$(awk '/Requests\/sec/ { printf "%.0f", $2 }' <<<"$out")
+  # Let the server go (SIGTERM: it stops cleanly) and read its peak memory.
+  local child
+  child=$(pgrep -P "$server_pid" || true)
+  [[ -n $child ]] && kill -TERM "$child"
+  wait "$server_pid" || true
+  server_pid=
+  row "serve: \`olm-verify --serve\`, wrk -t2 -c$conns -d${secs}s, 127.0.0.1, one connection per request" \
+    "$ok_rate requests/s answered 200 (fresh tokens; $total requests, $non2xx not 200)" \
+    "401 path (one token replayed): $refused_rate requests/s ($refused_non2xx of $refused_total refused)" \
+    "" "" ""
+  row "serve memory: \`olm-verify --serve\` after both runs" "$(tail -1 "$work/serve-rss") KiB peak RSS" "" "" "" ""
+}
+
 # --- verification ------------------------------------------------------------
 if [[ -x $rel/olm-verify ]] && "$rel/olm-verify" --help 2>/dev/null | grep -q -- '--lines'; then
   say "verify: olm-verify --lines over $N lines ($RUNS runs)"
@@ -175,10 +250,7 @@ if [[ -x $rel/olm-verify ]] && "$rel/olm-verify" --help 2>/dev/null | grep -q --
     "$cli_rate tokens/s ($(calc %.2f "$verify_s") s); per CPU second $(calc %.0f "$N / $verify_cpu")" \
     "$lib_rate tokens/s, library single verify (Criterion); per CPU second $(calc %.0f "1e9 / $single_cpu_ns")" \
     "$ratio (CPU $cpu_ratio)" "> 1.00" "$(verdict "$ratio > 1")$(cpu_note "$ratio > 1" "$cpu_ratio > 1")"
-  if [[ -f scripts/bench-serve.sh ]]; then
-    # shellcheck source=scripts/bench-serve.sh
-    source scripts/bench-serve.sh
-  fi
+  serve_bench
 else
   row "verify" "olm-verify --lines is not built on this branch" "" "" "" "skipped"
 fi
