@@ -639,3 +639,39 @@ fn remove_everywhere_in_a_keyring_session() {
     ring.delete_key().unwrap();
     ring.delete_api_key().unwrap();
 }
+
+/// A tool that signs with a key from a file does no keyring work: not one
+/// socket is opened (the keyring backend is touched only when selected).
+#[test]
+fn file_backend_opens_no_socket() {
+    if !have("strace") {
+        eprintln!("SKIPPED: file_backend_opens_no_socket: strace not installed");
+        return;
+    }
+    let sb = Sandbox::new();
+    put(&sb, "k1");
+    let mut c = sb.cmd("strace");
+    c.args(["-f", "-e", "trace=socket,connect", "-o"])
+        .arg(sb.path("trace"))
+        .arg(olm_tests::bin("olm-sign"))
+        .args(["-X", "GET", "/x"]);
+    run_with_stdin(c, b"").assert_code(0);
+    let trace = fs::read_to_string(sb.path("trace")).unwrap();
+    assert!(
+        !trace.contains("socket(") && !trace.contains("connect("),
+        "{trace}"
+    );
+    // The same trace does see the keyring backend's D-Bus connection attempt.
+    let mut c = sb.cmd("strace");
+    c.args(["-f", "-e", "trace=socket,connect", "-o"])
+        .arg(sb.path("trace2"))
+        .arg(olm_tests::bin("olm-sign"))
+        .args(["--backend", "keyring", "-X", "GET", "/x"])
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            "unix:path=/nonexistent/olm-test-bus",
+        );
+    run_with_stdin(c, b"").assert_code(1);
+    let trace = fs::read_to_string(sb.path("trace2")).unwrap();
+    assert!(trace.contains("connect("), "{trace}");
+}
