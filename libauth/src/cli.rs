@@ -175,9 +175,10 @@ pub struct KeyArgs {
 }
 
 impl KeyArgs {
-    /// Whether the user named a key explicitly.
+    /// Whether the user named a key explicitly: `-k`, `--key-env`, or a
+    /// store with `--backend` (rather than, say, a key piped on stdin).
     pub fn is_explicit(&self) -> bool {
-        self.key.is_some() || self.key_env.is_some()
+        self.key.is_some() || self.key_env.is_some() || self.backend.is_some()
     }
 }
 

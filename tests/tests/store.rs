@@ -496,6 +496,52 @@ fn put_text(sb: &Sandbox, key: &str) {
         .assert_code(0);
 }
 
+/// Through a pseudo-terminal (`script`): `get` will not print a secret to
+/// it, and `put` will not wait for a key typed into it.
+#[test]
+fn secrets_never_go_to_or_come_from_a_terminal() {
+    if !have("script") {
+        eprintln!("SKIPPED: secrets_never_go_to_or_come_from_a_terminal: script (util-linux) not installed");
+        return;
+    }
+    let sb = Sandbox::new();
+    put(&sb, "k1");
+    sb.sh("printf 'abc.def' | olm-store put --api-key")
+        .assert_code(0);
+    for (cmd, needle) in [
+        (
+            "olm-store get",
+            "refusing to write a private key to a terminal",
+        ),
+        (
+            "olm-store get --api-key",
+            "refusing to write an API key to a terminal",
+        ),
+        (
+            "olm-store put --force",
+            "is read on stdin, which is a terminal",
+        ),
+        (
+            "olm-store put --api-key",
+            "is read on stdin, which is a terminal",
+        ),
+    ] {
+        let out = sb.sh(&format!(
+            "script -qec '{cmd}; echo \"rc=$?\"' /dev/null < /dev/null"
+        ));
+        let text = out.text();
+        assert!(text.contains(needle), "{cmd}: {text}");
+        assert!(text.contains("rc=2"), "{cmd}: {text}");
+        assert!(
+            !text.contains("PRIVATE KEY") && !text.contains("abc.def"),
+            "{cmd}: {text}"
+        );
+    }
+    // The public line is fine on a terminal.
+    let out = sb.sh("script -qec 'olm-store get --public' /dev/null < /dev/null");
+    assert!(out.text().contains(&public_line("k1")), "{}", out.text());
+}
+
 #[test]
 fn keyring_without_secret_service_says_so() {
     let sb = Sandbox::new();
@@ -514,6 +560,39 @@ fn keyring_without_secret_service_says_so() {
         "unix:path=/nonexistent/olm-test-bus",
     );
     run_with_stdin(c, vector_text("k1").as_bytes()).assert_code(0);
+    // remove_everywhere reports the keyring as an error value, and still
+    // removes the key from the file (the library, in a child process whose
+    // HOME and bus are the sandbox's).
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--exact",
+        "remove_everywhere_without_secret_service",
+        "--ignored",
+        "--quiet",
+    ])
+    .env("HOME", sb.home())
+    .env(
+        "DBUS_SESSION_BUS_ADDRESS",
+        "unix:path=/nonexistent/olm-test-bus",
+    );
+    let out = run_with_stdin(c, b"");
+    out.assert_code(0);
+    assert!(out.text().contains("1 passed"), "{}", out.text());
+    assert!(!sb.ollama_key().exists());
+}
+
+#[test]
+#[ignore = "run by keyring_without_secret_service_says_so with a sandbox HOME"]
+fn remove_everywhere_without_secret_service() {
+    use libauth::store::{remove_everywhere, Backend, Removal};
+    let k1 = PrivateKey::from_openssh(vector_text("k1").as_bytes()).unwrap();
+    let r = remove_everywhere(&k1.public_key());
+    assert_eq!(r[0], (Backend::File, Ok(Removal::Removed)));
+    assert_eq!(r[1].0, Backend::Keyring);
+    assert!(
+        matches!(&r[1].1, Err(libauth::Error::NoSecretService { .. })),
+        "{r:?}"
+    );
 }
 
 /// The keyring backend against a real Secret Service: a fresh
@@ -579,6 +658,17 @@ olm-store $B delete 2>/dev/null; [ $? -eq 1 ] || fail "second delete should exit
 [ "$(olm-store $B get --api-key)" = "abc.def" ] || fail "delete removed the API key"
 olm-store $B delete --api-key 2>/dev/null || fail "delete --api-key"
 olm-store $B get --api-key >/dev/null 2>&1; [ $? -eq 1 ] || fail "API key still there"
+
+# A damaged entry (written behind olm's back) is reported, and not replaced without --force.
+if command -v secret-tool >/dev/null; then
+  printf 'garbage' | secret-tool store --label=damaged service olm username device-key \
+    target default application rust-keyring || fail "secret-tool store"
+  olm-store $B status > damaged.txt 2>&1; [ $? -eq 1 ] || fail "status of a damaged entry should exit 1"
+  grep -q "damaged or unusable" damaged.txt || { cat damaged.txt >&2; fail "damaged entry not reported"; }
+  olm-store $B put < k1 2>/dev/null; [ $? -eq 1 ] || fail "put over a damaged entry without --force"
+  olm-store $B put --force < k1 >/dev/null 2>&1 || fail "put --force over a damaged entry"
+  olm-store $B delete 2>/dev/null || fail "delete after repair"
+fi
 
 # remove_everywhere, through the library, in this session.
 "$TEST_EXE" --exact remove_everywhere_in_a_keyring_session --ignored --quiet >lib.out 2>&1 \
