@@ -200,6 +200,19 @@ pub fn store_error(err: Error) -> CliError {
         Error::At { location, error } if matches!(**error, Error::LoosePermissions { .. }) => {
             Some(format!("chmod 600 {location}"))
         }
+        Error::At { location, error }
+            if matches!(
+                **error,
+                Error::Io {
+                    kind: io::ErrorKind::PermissionDenied,
+                    ..
+                }
+            ) =>
+        {
+            Some(format!(
+                "check who owns {location} and its folder (`ls -ld`); files made by `sudo ollama …` belong to root"
+            ))
+        }
         other => other.hint().map(str::to_string),
     };
     CliError {
