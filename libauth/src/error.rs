@@ -62,6 +62,15 @@ pub enum Error {
     /// A file that should be written already exists and holds something else.
     #[error("already exists")]
     Exists,
+    /// A request to a server (ollama.com, a stand-in, the local Ollama) got
+    /// no usable answer: which server, and what happened.
+    #[error("{server}: {failure}")]
+    Remote {
+        /// The server, `scheme://host[:port]`.
+        server: String,
+        /// What went wrong.
+        failure: crate::client::RemoteFailure,
+    },
     /// An operating-system I/O error; only its kind and text are kept.
     #[error("{message}")]
     Io {
@@ -95,6 +104,7 @@ impl Error {
     pub fn exit_kind(&self) -> ExitKind {
         match self {
             Error::BadSignature => ExitKind::Failed,
+            Error::Remote { .. } => ExitKind::Failed,
             Error::Io { kind, .. } if *kind == io::ErrorKind::BrokenPipe => ExitKind::Failed,
             _ => ExitKind::BadInput,
         }
@@ -109,6 +119,10 @@ impl Error {
             Error::KeyType(_) => Some("make an Ed25519 key with `olm-keygen` or `ssh-keygen -t ed25519 -N ''`"),
             Error::KeyEmpty => Some("make a new key with `olm-keygen`, or restore the file from a backup"),
             Error::LoosePermissions { .. } => Some("run `chmod 600` on the key file"),
+            Error::Remote {
+                failure: crate::client::RemoteFailure::TimedOut { .. },
+                ..
+            } => Some("check the network, or allow more time with --timeout SECONDS"),
             _ => None,
         }
     }
