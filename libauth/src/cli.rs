@@ -281,7 +281,10 @@ pub struct NetArgs {
 }
 
 fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
-    crate::client::parse_seconds(s).map_err(|e| e.to_string())
+    crate::client::parse_seconds(s).map_err(|e| match e {
+        Error::Request(why) => why,
+        other => other.to_string(),
+    })
 }
 
 impl NetArgs {

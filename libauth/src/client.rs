@@ -72,7 +72,7 @@ impl Timeouts {
 pub fn parse_seconds(text: &str) -> Result<Duration> {
     let bad = || {
         Error::Request(format!(
-            "{:?} is not a number of seconds between 0 and 3600",
+            "{:?} is not a number of seconds above 0 and at most 3600",
             crate::key::truncate(text, 24)
         ))
     };

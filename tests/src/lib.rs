@@ -219,3 +219,4 @@ pub fn run_with_stdin(mut c: Command, stdin: &[u8]) -> Out {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+pub mod fake;
