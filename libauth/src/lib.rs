@@ -9,6 +9,7 @@
 //! - [`account`]: `/api/me`, disconnecting a key, the local sign-out;
 //! - [`local`]: the local Ollama server's address (`OLLAMA_HOST`);
 //! - [`fsutil`]: atomic writes and careful reads of key files;
+//! - [`store`]: where the device key and an API key live (file or OS keyring);
 //! - [`cli`]: the plumbing every `olm-*` binary shares.
 
 pub mod account;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod fsutil;
 pub mod key;
 pub mod local;
+pub mod store;
 pub mod token;
 
 pub use account::{SignOut, User, Whoami};
@@ -31,4 +33,5 @@ pub use connect::{connect_url, ConnectForm};
 pub use error::{Error, ExitKind, Result};
 pub use key::{PrivateKey, PublicKey};
 pub use local::LocalHost;
+pub use store::{ApiKey, Backend, Store};
 pub use token::{Signer, Token};

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use libauth::account::{self, SignOut};
 use libauth::cli::{self, CliError, KeyArgs, NetArgs};
+use libauth::store::Removal;
 use libauth::{Client, Error, LocalHost, PrivateKey, PublicKey, RemoteFailure};
 
 mod local;
@@ -101,13 +102,13 @@ fn remove_local(args: &KeyArgs, public: &PublicKey, local_only: bool) -> anyhow:
     let mut failures = Vec::new();
     for (backend, location, outcome) in local::remove_everywhere(public) {
         match outcome {
-            Ok(local::Removal::Removed) => {
+            Ok(Removal::Removed) => {
                 removed += 1;
                 eprintln!("{TOOL}: removed key from {backend} backend ({location})");
             }
-            Ok(local::Removal::NotHeld) => eprintln!("{TOOL}: {backend} backend: not held"),
+            Ok(Removal::NotHeld) => eprintln!("{TOOL}: {backend} backend: not held"),
             Err(e) if local::is_unavailable(&e) => {
-                eprintln!("{TOOL}: {backend} backend: not available ({e})");
+                eprintln!("{TOOL}: {backend} backend: not available here, nothing to remove");
             }
             Err(e) => {
                 eprintln!("{TOOL}: {backend} backend: could not remove the key: {e}");
