@@ -6,8 +6,13 @@
 //! - [`connect`]: the URL that attaches a key to an ollama.com account;
 //! - [`base`]: base URLs under Ollama's rules;
 //! - [`fsutil`]: atomic writes and careful reads of key files;
+//! - [`authorized_keys`]: who may sign: OpenSSH authorized_keys files;
+//! - [`verify`]: verdicts on tokens and requests, replay cache, batches;
+//! - [`serve`]: the HTTP verifier of `olm-verify --serve`;
+//! - [`standin`]: ollama.com's endpoints over a local key list;
 //! - [`cli`]: the plumbing every `olm-*` binary shares.
 
+pub mod authorized_keys;
 pub mod base;
 pub mod challenge;
 pub mod cli;
@@ -15,7 +20,10 @@ pub mod connect;
 pub mod error;
 pub mod fsutil;
 pub mod key;
+pub mod serve;
+pub mod standin;
 pub mod token;
+pub mod verify;
 
 pub use base::BaseUrl;
 pub use challenge::{ApiRequest, Challenge, RegistryChallenge};
