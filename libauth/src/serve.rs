@@ -503,7 +503,9 @@ fn serve_connection(mut stream: TcpStream, state: &State, limits: &Limits) {
         Err(ReadFail::Answer(status, message)) => {
             let resp = Response::error(status, message);
             log(&format!("{peer} - - {status} - {message}"));
-            let _ = write_response(&stream, &resp, false);
+            if write_response(&stream, &resp, false).is_ok() {
+                linger(&mut stream);
+            }
             return;
         }
     };
@@ -686,6 +688,22 @@ fn status_text(status: u16) -> &'static str {
         500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Status",
+    }
+}
+
+/// After an error answer, reads and drops what the client still sends (a
+/// bounded amount, briefly), so closing does not reset the connection
+/// before the client has read the answer.
+fn linger(stream: &mut TcpStream) {
+    let until = Instant::now() + Duration::from_secs(1);
+    let mut scratch = [0u8; 8192];
+    let mut left: usize = 1 << 20;
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    while left > 0 && Instant::now() < until {
+        match stream.read(&mut scratch) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n),
+        }
     }
 }
 
