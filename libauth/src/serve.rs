@@ -314,25 +314,26 @@ impl Server {
                 "--serve needs --authorized-keys FILE (only listed keys get in)".into(),
             ));
         }
-        if let (Some(p), true) = (&path, config.stand_in) {
-            match fsutil::write_atomic(p, b"", 0o600, Replace::Never) {
-                Ok(()) | Err(Error::Exists) => {}
-                Err(e) => return Err(e),
-            }
-        }
         let shown = match &path {
             Some(p) => format!("{:?}", p.display().to_string()),
             None => "the stand-in's key list".to_string(),
         };
+        let named = |e: Error, what: &str| Error::Io {
+            kind: match &e {
+                Error::Io { kind, .. } => *kind,
+                _ => io::ErrorKind::InvalidData,
+            },
+            message: format!("{what} {shown}: {e}"),
+        };
+        if let (Some(p), true) = (&path, config.stand_in) {
+            match fsutil::write_atomic(p, b"", 0o600, Replace::Never) {
+                Ok(()) | Err(Error::Exists) => {}
+                Err(e) => return Err(named(e, "cannot create")),
+            }
+        }
         if let Some(p) = &path {
             // Fail now, at start, when the file cannot be read at all.
-            AuthorizedKeys::load(p).map_err(|e| Error::Io {
-                kind: match &e {
-                    Error::Io { kind, .. } => *kind,
-                    _ => io::ErrorKind::InvalidData,
-                },
-                message: format!("{shown}: {e}"),
-            })?;
+            AuthorizedKeys::load(p).map_err(|e| named(e, "cannot read"))?;
         }
         let listener = TcpListener::bind(&config.addr).map_err(|e| Error::Io {
             kind: e.kind(),

@@ -33,7 +33,7 @@ pub fn route(state: &State, req: &Request) -> Response {
         None => (req.uri.as_str(), ""),
     };
     match (req.method.as_str(), path) {
-        ("GET" | "HEAD", "/connect") => connect(state, query),
+        ("GET", "/connect") => connect(state, query),
         ("POST", "/api/me") => me(state, req),
         ("DELETE", p) if p.starts_with("/api/user/keys/") => {
             delete_key(state, req, &p["/api/user/keys/".len()..])

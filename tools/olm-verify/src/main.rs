@@ -178,13 +178,16 @@ fn serve(args: &Cli, addr: &str) -> anyhow::Result<()> {
         max_skew: args.max_skew,
         limits: Limits::default(),
     };
-    let server = Server::bind(&config).map_err(|e| {
-        let hint = if config.authorized_keys.is_none() {
-            "add --authorized-keys FILE, or --stand-in to try it out"
-        } else {
-            "check the address and the file"
-        };
-        CliError::about("--serve", e).hint(hint)
+    if config.authorized_keys.is_none() && !config.stand_in {
+        return Err(CliError::bad_input(
+            "--serve needs --authorized-keys FILE: only the keys listed there get in",
+        )
+        .hint("add --authorized-keys FILE, or --stand-in to try it out")
+        .into());
+    }
+    let server = Server::bind(&config).map_err(|e| match e.exit_kind() {
+        libauth::ExitKind::Failed => CliError::failed(e.to_string()),
+        libauth::ExitKind::BadInput => CliError::bad_input(e.to_string()),
     })?;
     // The one line on stdout: scripts read the port from it.
     cli::print_line(server.url())?;
