@@ -10,9 +10,14 @@
 //! - [`local`]: the local Ollama server's address (`OLLAMA_HOST`);
 //! - [`fsutil`]: atomic writes and careful reads of key files;
 //! - [`store`]: where the device key and an API key live (file or OS keyring);
+//! - [`authorized_keys`]: who may sign: OpenSSH authorized_keys files;
+//! - [`verify`]: verdicts on tokens and requests, replay cache, batches;
+//! - [`serve`]: the HTTP verifier of `olm-verify --serve`;
+//! - [`standin`]: ollama.com's endpoints over a local key list;
 //! - [`cli`]: the plumbing every `olm-*` binary shares.
 
 pub mod account;
+pub mod authorized_keys;
 pub mod base;
 pub mod challenge;
 pub mod cli;
@@ -22,8 +27,11 @@ pub mod error;
 pub mod fsutil;
 pub mod key;
 pub mod local;
+pub mod serve;
+pub mod standin;
 pub mod store;
 pub mod token;
+pub mod verify;
 
 pub use account::{SignOut, User, Whoami};
 pub use base::BaseUrl;
