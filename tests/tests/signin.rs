@@ -170,3 +170,84 @@ echo flow-ok
     assert!(text.contains("Signed out from ollama.com"), "{text}");
     assert!(text.ends_with("flow-ok\n"), "{text}");
 }
+
+#[test]
+fn the_readme_rotation_recipe() {
+    let (sb, server, ak) = setup();
+    let script = format!(
+        r#"
+set -eu
+export OLLAMA_CLOUD_BASE_URL={base}
+connect() {{  # what a browser signed in to ollama.com does with the URL
+  exec 3<>/dev/tcp/127.0.0.1/{port}
+  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "${{1#$OLLAMA_CLOUD_BASE_URL}}" >&3
+  head -n1 <&3 >/dev/null
+  exec 3<&-
+}}
+connect "$(olm-connect-url --name old </dev/null)"
+olm-whoami >/dev/null
+# The recipe, as the README has it.
+mv ~/.ollama/id_ed25519 ~/old.key && rm ~/.ollama/id_ed25519.pub
+olm-keygen -o ~/.ollama/id_ed25519 >/dev/null
+connect "$(olm-connect-url --name new </dev/null)"
+olm-whoami
+olm-revoke -k ~/old.key && rm ~/old.key
+echo rotated
+"#,
+        base = server.url,
+        port = server.addr.rsplit(':').next().unwrap(),
+    );
+    let out = sb.sh(&script);
+    out.assert_code(0);
+    assert!(out.text().contains("name: new"), "{}", out.text());
+    assert!(
+        out.text()
+            .ends_with("Signed out from ollama.com\nrotated\n"),
+        "{}",
+        out.text()
+    );
+    // The new key is still here and still connected; the old one is gone
+    // from the stand-in.
+    assert!(sb.ollama_key().exists());
+    let listed = fs::read_to_string(&ak).unwrap();
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.trim_end().ends_with(" new"), "{listed}");
+    next_second();
+    sb.run("olm-whoami", ["--base", server.url.as_str()], b"")
+        .assert_code(0);
+}
+
+#[test]
+fn the_readme_ci_check() {
+    let (sb, server, _ak) = setup();
+    let key = fs::read_to_string(vectors_dir().join("keys/k1")).unwrap();
+    // No stored key in this job: the key comes from a secret.
+    fs::remove_file(sb.ollama_key()).unwrap();
+    let step =
+        "olm-whoami --key-env OLM_KEY || { olm-connect-url --key-env OLM_KEY --qr; exit 1; }";
+    let run = || {
+        let mut c = sb.cmd("bash");
+        c.arg("-c")
+            .arg(step)
+            .env("OLM_KEY", &key)
+            .env("OLLAMA_CLOUD_BASE_URL", &server.url);
+        olm_tests::run_with_stdin(c, b"")
+    };
+    let out = run();
+    out.assert_code(1);
+    // Both URLs (the server's and olm-connect-url's) name this key.
+    let lines = out.lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let encoded = libauth::PrivateKey::from_openssh(key.as_bytes())
+        .unwrap()
+        .public_key()
+        .encoded();
+    for l in &lines {
+        assert!(l.ends_with(&format!("key={encoded}")), "{l}");
+    }
+    let path = lines[1].strip_prefix(server.url.as_str()).unwrap();
+    assert_eq!(server.request("GET", path, &[]).0, 200);
+    let out = run();
+    out.assert_code(0);
+    assert!(out.text().starts_with("name: "), "{}", out.text());
+}
