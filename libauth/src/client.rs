@@ -442,6 +442,8 @@ impl Client {
                 K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
                     RemoteFailure::Dropped
                 }
+                // rustls reports a failed handshake or record as InvalidData.
+                K::InvalidData => RemoteFailure::Tls(clean_text(&e.to_string())),
                 _ => match e.into_inner() {
                     // ureq wraps its own errors (limits, timeouts) in io errors.
                     Some(inner) => match inner.downcast::<ureq::Error>() {

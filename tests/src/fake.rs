@@ -47,6 +47,9 @@ pub enum Behaviour {
     Huge(usize),
     /// Answers `200` announcing 1000 bytes, then sends one byte a second.
     SlowBody,
+    /// Writes a plain-HTTP answer as soon as a client connects, without
+    /// reading anything (what a TLS client meets at a plain-HTTP port).
+    Plaintext,
 }
 
 /// A fake server listening on `127.0.0.1:<free port>` until the test ends.
@@ -102,6 +105,12 @@ pub fn closed_port() -> u16 {
 
 fn serve(mut stream: TcpStream, behaviour: &Behaviour, seen: &Mutex<Vec<Request>>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    if let Behaviour::Plaintext = behaviour {
+        let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        let _ = stream.flush();
+        thread::sleep(Duration::from_secs(1));
+        return;
+    }
     let Some(request) = read_request(&mut stream) else {
         return;
     };
@@ -139,6 +148,7 @@ fn serve(mut stream: TcpStream, behaviour: &Behaviour, seen: &Mutex<Vec<Request>
                 left -= k;
             }
         }
+        Behaviour::Plaintext => {}
         Behaviour::SlowBody => {
             let _ = write!(
                 stream,

@@ -445,3 +445,18 @@ fn server_mode_asks_the_local_ollama() {
     assert!(out.stderr.contains("ollama serve"), "{}", out.stderr);
     assert_eq!(snapshot(&sb), before);
 }
+
+#[test]
+fn a_failed_tls_handshake_keeps_the_key() {
+    // https to a server that speaks plain HTTP: the handshake fails.
+    let sb = signed_in_home();
+    let before = snapshot(&sb);
+    let server = FakeServer::start(Behaviour::Plaintext);
+    let base = format!("https://{}", server.host_port());
+    for tool in ["olm-revoke", "olm-whoami"] {
+        let out = sb.run(tool, ["--base", &base as &str, "--timeout", "2"], b"");
+        out.assert_error(1, tool, "TLS failed");
+        assert!(out.stderr.contains(&base), "{}", out.stderr);
+    }
+    assert_eq!(snapshot(&sb), before);
+}
