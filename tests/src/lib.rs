@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 
 use tempfile::TempDir;
 
+pub mod fake;
 pub mod serve;
 
 /// Directory holding the built binaries (`target/debug` or `target/release`).
@@ -221,4 +222,3 @@ pub fn run_with_stdin(mut c: Command, stdin: &[u8]) -> Out {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
-pub mod fake;
