@@ -175,9 +175,10 @@ pub struct KeyArgs {
 }
 
 impl KeyArgs {
-    /// Whether the user named a key explicitly.
+    /// Whether the user named a key explicitly: `-k`, `--key-env`, or a
+    /// store with `--backend` (rather than, say, a key piped on stdin).
     pub fn is_explicit(&self) -> bool {
-        self.key.is_some() || self.key_env.is_some()
+        self.key.is_some() || self.key_env.is_some() || self.backend.is_some()
     }
 }
 
@@ -198,6 +199,19 @@ pub fn store_error(err: Error) -> CliError {
     let hint = match &err {
         Error::At { location, error } if matches!(**error, Error::LoosePermissions { .. }) => {
             Some(format!("chmod 600 {location}"))
+        }
+        Error::At { location, error }
+            if matches!(
+                **error,
+                Error::Io {
+                    kind: io::ErrorKind::PermissionDenied,
+                    ..
+                }
+            ) =>
+        {
+            Some(format!(
+                "check who owns {location} and its folder (`ls -ld`); files made by `sudo ollama …` belong to root"
+            ))
         }
         other => other.hint().map(str::to_string),
     };

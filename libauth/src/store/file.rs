@@ -38,6 +38,11 @@ type Writer = dyn Fn(&Path, &[u8], u32, Replace) -> Result<()>;
 const NEW_KEY_FIX: &str =
     "restore it from a backup, or make a new key: olm-keygen | olm-store put --force (then connect it again)";
 
+/// Temporary files older than this, left in the folder by a writer that was
+/// killed before its rename, are removed by the next writer. Younger ones
+/// may belong to a writer outside the lock (`olm-keygen -o`) and are kept.
+const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A file's bytes and permission bits.
 struct Raw {
     bytes: Zeroizing<Vec<u8>>,
@@ -133,6 +138,35 @@ impl FileStore {
         Ok(Lock(file))
     }
 
+    /// Removes temporary files (`.olm-XXXXXX`, see [`fsutil::write_atomic`])
+    /// that killed writers left behind; best effort, call with the lock held.
+    fn sweep_orphans(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let now = std::time::SystemTime::now();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let is_temp = name.len() == ".olm-".len() + 6
+                && name.starts_with(".olm-")
+                && name[5..].bytes().all(|b| b.is_ascii_alphanumeric());
+            if !is_temp {
+                continue;
+            }
+            let old = entry
+                .metadata()
+                .ok()
+                .filter(|m| m.is_file())
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age >= ORPHAN_AGE);
+            if old {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// A shared lock when the lock file exists (readers never create it, so
     /// `status` works on a folder it cannot write); `None` otherwise.
     fn lock_shared(&self) -> Option<Lock> {
@@ -226,6 +260,7 @@ impl FileStore {
     /// make it fail.
     fn put_key_with(&self, key: &PrivateKey, force: bool, write: &Writer) -> Result<PutOutcome> {
         let _lock = self.lock_exclusive()?;
+        self.sweep_orphans();
         let path = self.key_path();
         let replace = match Self::inspect(&path)? {
             None => Replace::Never,
@@ -330,6 +365,7 @@ impl FileStore {
 
     pub(crate) fn put_api_key(&self, key: &ApiKey, force: bool) -> Result<PutOutcome> {
         let _lock = self.lock_exclusive()?;
+        self.sweep_orphans();
         let path = self.api_key_path();
         let replace = match Self::inspect(&path)? {
             None => Replace::Never,
@@ -722,6 +758,35 @@ mod tests {
         assert!(s.get_api_key().is_err());
         assert_eq!(s.delete_api_key(), Ok(true));
         assert_eq!(s.delete_api_key(), Ok(false));
+    }
+
+    #[test]
+    fn writers_sweep_old_orphans_only() {
+        let (_tmp, s) = store();
+        s.put_key(&key(K1), false).unwrap();
+        let old = s.dir.join(".olm-AbC123");
+        let young = s.dir.join(".olm-XyZ789");
+        let other = s.dir.join(".olm-keepme-too");
+        for p in [&old, &young, &other] {
+            fs::write(p, "half a key").unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        for p in [&old, &other] {
+            File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        s.put_key(&key(K1), false).unwrap();
+        assert!(!old.exists(), "an old orphan is removed");
+        assert!(
+            young.exists(),
+            "a young temporary file may be another writer's"
+        );
+        assert!(other.exists(), "only tempfile's own names are touched");
+        assert!(s.key_path().exists() && s.dir.join(LOCK_FILE).exists());
     }
 
     /// Many threads put different keys with force at once; afterwards the

@@ -374,7 +374,12 @@ pub(crate) fn pub_file_text(key: &PrivateKey) -> String {
     let mut line = key.public_key().to_line();
     if !key.comment().is_empty() {
         line.push(' ');
-        line.push_str(key.comment());
+        // One line, whatever the comment holds.
+        line.extend(
+            key.comment()
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c }),
+        );
     }
     line.push('\n');
     line
@@ -396,6 +401,18 @@ mod tests {
         assert_eq!(
             Backend::from_flag_or_env(Some("keyring")),
             Ok(Backend::Keyring)
+        );
+    }
+
+    #[test]
+    fn pub_file_is_one_line() {
+        let k = PrivateKey::from_seed(&[1u8; 32], "a\nb").expect("seed");
+        let text = pub_file_text(&k);
+        assert_eq!(text, format!("{} a b\n", k.public_key().to_line()));
+        let plain = PrivateKey::from_seed(&[1u8; 32], "").expect("seed");
+        assert_eq!(
+            pub_file_text(&plain),
+            format!("{}\n", k.public_key().to_line())
         );
     }
 
