@@ -189,6 +189,13 @@ fn nginx_auth_request_in_front_of_an_upstream() {
         );
         return;
     };
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!(
+            "SKIPPED nginx_auth_request_in_front_of_an_upstream: curl is not installed \
+             (apt-get install curl; .ci/run does)"
+        );
+        return;
+    }
     let sandbox = Sandbox::new();
     let k1 = sandbox.vector_key("k1");
     let k2 = sandbox.vector_key("k2");

@@ -613,6 +613,22 @@ fn stand_in_connects_answers_me_and_revokes() {
 }
 
 #[test]
+fn stand_in_without_a_file_keeps_keys_in_memory() {
+    let sandbox = Sandbox::new();
+    let k2 = load("k2");
+    let server = sandbox.serve(&["--stand-in"]);
+    let me = || {
+        let (uri, tok) = signed(&k2, "POST", "/api/me", now());
+        server.request("POST", &uri, &auth(&tok)).0
+    };
+    assert_eq!(me(), 401);
+    let connect = format!("/connect?key={}", k2.public_key().encoded());
+    assert_eq!(server.request("GET", &connect, &[]).0, 200);
+    assert_eq!(me(), 200);
+    assert_eq!(server.terminate(), 0);
+}
+
+#[test]
 fn stand_in_works_with_olm_sign_and_curl() {
     if which("curl").is_none() {
         eprintln!("SKIPPED stand_in_works_with_olm_sign_and_curl: curl is not installed");

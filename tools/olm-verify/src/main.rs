@@ -119,6 +119,11 @@ fn run(args: Cli) -> anyhow::Result<()> {
             .token
         }
         None => {
+            if cli::stdin_is_terminal() {
+                return Err(CliError::bad_input("no challenge: stdin is a terminal")
+                    .hint("pipe the exact signed bytes in (printf '…' | olm-verify --token …), or use -X METHOD URI")
+                    .into());
+            }
             let challenge = cli::read_stdin(INPUT_LIMIT)?;
             verify::verify_token(token.as_bytes(), &challenge).map_err(refused)?
         }
