@@ -63,6 +63,11 @@ impl AuthorizedKeys {
 
     /// Reads and parses `path` (at most [`FILE_LIMIT`] bytes, UTF-8).
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with_text(path).map(|(keys, _)| keys)
+    }
+
+    /// [`AuthorizedKeys::load`], also returning the text that was parsed.
+    pub fn load_with_text(path: &Path) -> Result<(Self, String)> {
         let file = fs::File::open(path)?;
         if file.metadata()?.is_dir() {
             return Err(Error::Io {
@@ -75,7 +80,7 @@ impl AuthorizedKeys {
             kind: io::ErrorKind::InvalidData,
             message: "is not UTF-8 text".into(),
         })?;
-        Ok(Self::parse(text))
+        Ok((Self::parse(text), text.to_string()))
     }
 
     /// The entry for `key`, if listed.
