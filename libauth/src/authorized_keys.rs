@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -69,10 +69,21 @@ impl AuthorizedKeys {
     /// [`AuthorizedKeys::load`], also returning the text that was parsed.
     pub fn load_with_text(path: &Path) -> Result<(Self, String)> {
         let file = fs::File::open(path)?;
-        if file.metadata()?.is_dir() {
+        let meta = file.metadata()?;
+        if meta.is_dir() {
             return Err(Error::Io {
                 kind: io::ErrorKind::IsADirectory,
                 message: "is a directory, not an authorized_keys file".into(),
+            });
+        }
+        // As sshd's StrictModes: a file others can write lets them add a key.
+        if meta.permissions().mode() & 0o022 != 0 {
+            return Err(Error::Io {
+                kind: io::ErrorKind::PermissionDenied,
+                message: format!(
+                    "permissions {:04o} let other users add keys (run chmod go-w on it)",
+                    meta.permissions().mode() & 0o7777
+                ),
             });
         }
         let bytes = fsutil::read_limited(file, FILE_LIMIT)?;
@@ -302,6 +313,10 @@ mod tests {
         let keys = AuthorizedKeys::load(&p).expect("load");
         assert!(keys.contains(&key(K1)));
         assert!(AuthorizedKeys::load(dir.path()).is_err());
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).expect("chmod");
+        let err = AuthorizedKeys::load(&p).unwrap_err().to_string();
+        assert!(err.contains("chmod go-w"), "{err}");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).expect("chmod");
         assert!(AuthorizedKeys::load(&dir.path().join("missing")).is_err());
         let s1 = FileStamp::of(&p).expect("stamp");
         fsutil::write_atomic(&p, b"", 0o600, fsutil::Replace::Allow).expect("replace");
