@@ -30,10 +30,12 @@ use crate::authorized_keys::{AuthorizedKeys, FileStamp};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Replace};
 use crate::http::{linger, read_request, write_response, ReadFail};
+
 pub use crate::http::{Limits, Request, Response};
 use crate::key::{truncate, PublicKey};
 use crate::standin;
 use crate::verify::{self, Reason, ReplayCache, SignedRequest};
+
 /// What `olm-verify --serve` was asked to do.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -49,6 +51,7 @@ pub struct Config {
     /// Bounds per client.
     pub limits: Limits,
 }
+
 /// The authorized keys as last read, and where from.
 #[derive(Debug)]
 pub struct Keys {
@@ -175,6 +178,7 @@ impl State {
         Ok((signed, comment))
     }
 }
+
 /// The verifier's answer to a request that is not a stand-in endpoint.
 pub fn verify_only(state: &State, req: &Request) -> Response {
     match state.check(req) {
@@ -379,6 +383,7 @@ pub fn log(line: &str) {
     let mut err = io::stderr().lock();
     let _ = writeln!(err, "olm-verify: {line}");
 }
+
 fn serve_connection(mut stream: TcpStream, state: &State, limits: &Limits) {
     let peer = stream
         .peer_addr()
