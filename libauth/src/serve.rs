@@ -240,6 +240,12 @@ impl Server {
             message: format!("cannot listen on {}: {e}", config.addr),
         })?;
         let local = listener.local_addr()?;
+        if config.stand_in && !local.ip().is_loopback() {
+            log(&format!(
+                "warning: the stand-in listens on {local}, beyond this machine: \
+                 anyone who reaches it can connect a key (/connect has no sign-in)"
+            ));
+        }
         let url = format!("http://{local}");
         let mut keys = Keys {
             path,
