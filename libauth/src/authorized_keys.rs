@@ -7,6 +7,7 @@
 //! olm; lines of other key types are skipped. A line that cannot be read is
 //! kept as a [`BadLine`] with its number, so a server can log it.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -44,6 +45,9 @@ pub struct BadLine {
 pub struct AuthorizedKeys {
     entries: Vec<Entry>,
     bad: Vec<BadLine>,
+    /// Key bytes → index of its first entry, so a lookup costs the same
+    /// for one key or ten thousand.
+    index: HashMap<[u8; 32], usize>,
 }
 
 impl AuthorizedKeys {
@@ -54,7 +58,12 @@ impl AuthorizedKeys {
             let line = i + 1;
             match parse_line(raw) {
                 Line::Skip => {}
-                Line::Key(key, comment) => keys.entries.push(Entry { key, comment, line }),
+                Line::Key(key, comment) => {
+                    keys.index
+                        .entry(*key.as_bytes())
+                        .or_insert(keys.entries.len());
+                    keys.entries.push(Entry { key, comment, line });
+                }
                 Line::Bad(why) => keys.bad.push(BadLine { line, why }),
             }
         }
@@ -96,7 +105,9 @@ impl AuthorizedKeys {
 
     /// The entry for `key`, if listed.
     pub fn find(&self, key: &PublicKey) -> Option<&Entry> {
-        self.entries.iter().find(|e| &e.key == key)
+        self.index
+            .get(key.as_bytes())
+            .and_then(|&i| self.entries.get(i))
     }
 
     /// Whether `key` is listed.
