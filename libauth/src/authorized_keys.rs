@@ -7,9 +7,10 @@
 //! olm; lines of other key types are skipped. A line that cannot be read is
 //! kept as a [`BadLine`] with its number, so a server can log it.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -44,6 +45,9 @@ pub struct BadLine {
 pub struct AuthorizedKeys {
     entries: Vec<Entry>,
     bad: Vec<BadLine>,
+    /// Key bytes → index of its first entry, so a lookup costs the same
+    /// for one key or ten thousand.
+    index: HashMap<[u8; 32], usize>,
 }
 
 impl AuthorizedKeys {
@@ -54,7 +58,12 @@ impl AuthorizedKeys {
             let line = i + 1;
             match parse_line(raw) {
                 Line::Skip => {}
-                Line::Key(key, comment) => keys.entries.push(Entry { key, comment, line }),
+                Line::Key(key, comment) => {
+                    keys.index
+                        .entry(*key.as_bytes())
+                        .or_insert(keys.entries.len());
+                    keys.entries.push(Entry { key, comment, line });
+                }
                 Line::Bad(why) => keys.bad.push(BadLine { line, why }),
             }
         }
@@ -63,11 +72,27 @@ impl AuthorizedKeys {
 
     /// Reads and parses `path` (at most [`FILE_LIMIT`] bytes, UTF-8).
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with_text(path).map(|(keys, _)| keys)
+    }
+
+    /// [`AuthorizedKeys::load`], also returning the text that was parsed.
+    pub fn load_with_text(path: &Path) -> Result<(Self, String)> {
         let file = fs::File::open(path)?;
-        if file.metadata()?.is_dir() {
+        let meta = file.metadata()?;
+        if meta.is_dir() {
             return Err(Error::Io {
                 kind: io::ErrorKind::IsADirectory,
                 message: "is a directory, not an authorized_keys file".into(),
+            });
+        }
+        // As sshd's StrictModes: a file others can write lets them add a key.
+        if meta.permissions().mode() & 0o022 != 0 {
+            return Err(Error::Io {
+                kind: io::ErrorKind::PermissionDenied,
+                message: format!(
+                    "permissions {:04o} let other users add keys (run chmod go-w on it)",
+                    meta.permissions().mode() & 0o7777
+                ),
             });
         }
         let bytes = fsutil::read_limited(file, FILE_LIMIT)?;
@@ -75,12 +100,14 @@ impl AuthorizedKeys {
             kind: io::ErrorKind::InvalidData,
             message: "is not UTF-8 text".into(),
         })?;
-        Ok(Self::parse(text))
+        Ok((Self::parse(text), text.to_string()))
     }
 
     /// The entry for `key`, if listed.
     pub fn find(&self, key: &PublicKey) -> Option<&Entry> {
-        self.entries.iter().find(|e| &e.key == key)
+        self.index
+            .get(key.as_bytes())
+            .and_then(|&i| self.entries.get(i))
     }
 
     /// Whether `key` is listed.
@@ -297,6 +324,10 @@ mod tests {
         let keys = AuthorizedKeys::load(&p).expect("load");
         assert!(keys.contains(&key(K1)));
         assert!(AuthorizedKeys::load(dir.path()).is_err());
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).expect("chmod");
+        let err = AuthorizedKeys::load(&p).unwrap_err().to_string();
+        assert!(err.contains("chmod go-w"), "{err}");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).expect("chmod");
         assert!(AuthorizedKeys::load(&dir.path().join("missing")).is_err());
         let s1 = FileStamp::of(&p).expect("stamp");
         fsutil::write_atomic(&p, b"", 0o600, fsutil::Replace::Allow).expect("replace");

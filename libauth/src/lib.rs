@@ -13,6 +13,7 @@
 //! - [`authorized_keys`]: who may sign: OpenSSH authorized_keys files;
 //! - [`verify`]: verdicts on tokens and requests, replay cache, batches;
 //! - [`serve`]: the HTTP verifier of `olm-verify --serve`;
+//! - [`http`]: its small, bounded HTTP/1.1 layer;
 //! - [`standin`]: ollama.com's endpoints over a local key list;
 //! - [`cli`]: the plumbing every `olm-*` binary shares.
 
@@ -25,6 +26,7 @@ pub mod client;
 pub mod connect;
 pub mod error;
 pub mod fsutil;
+pub mod http;
 pub mod key;
 pub mod local;
 pub mod serve;

@@ -9,20 +9,16 @@
 //! window is refused (replay). The authorized keys are re-read when the file
 //! changes.
 //!
-//! The HTTP layer is deliberately small: `httparse` (hyper's parser) reads
-//! the request head from a bounded buffer, each connection has its own thread
-//! (at most [`Limits::max_connections`]), a deadline for its head and a
-//! timeout on every read and write, and every response closes the
-//! connection. So a huge header gets `431`, a large body `413`, and a slow
-//! client holds only its own thread until its deadline. (tiny_http was
-//! considered: it buffers header lines without any bound and spawns threads
-//! without limit.)
+//! The HTTP layer ([`crate::http`]) is small and bounded: request heads over
+//! [`Limits::max_head`] get `431`, bodies over [`Limits::max_body`] `413`;
+//! each connection has its own thread (at most [`Limits::max_connections`])
+//! and a deadline, so a slow client holds only its own thread.
 //!
 //! Logs: one line per request on stderr (peer, method, URI, status, key
 //! fingerprint, reason); never a token. This module and [`crate::cli`] are
 //! the only parts of libauth that write to stderr.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -33,39 +29,12 @@ use std::time::{Duration, Instant};
 use crate::authorized_keys::{AuthorizedKeys, FileStamp};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Replace};
+use crate::http::{linger, read_request, write_response, ReadFail};
+
+pub use crate::http::{Limits, Request, Response};
 use crate::key::{truncate, PublicKey};
 use crate::standin;
 use crate::verify::{self, Reason, ReplayCache, SignedRequest};
-
-/// Bounds on what one client may make the server hold.
-#[derive(Clone, Debug)]
-pub struct Limits {
-    /// Largest request head (request line and headers), in bytes.
-    pub max_head: usize,
-    /// Most headers in one request.
-    pub max_headers: usize,
-    /// Largest request body read (and thrown away), in bytes.
-    pub max_body: usize,
-    /// Most connections served at once; more get `503`.
-    pub max_connections: usize,
-    /// Time a client has to send its whole request.
-    pub request_deadline: Duration,
-    /// Longest wait for one read or write.
-    pub io_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_head: 16 * 1024,
-            max_headers: 64,
-            max_body: 64 * 1024,
-            max_connections: 256,
-            request_deadline: Duration::from_secs(10),
-            io_timeout: Duration::from_secs(5),
-        }
-    }
-}
 
 /// What `olm-verify --serve` was asked to do.
 #[derive(Clone, Debug)]
@@ -81,58 +50,6 @@ pub struct Config {
     pub max_skew: u64,
     /// Bounds per client.
     pub limits: Limits,
-}
-
-/// A response to write.
-#[derive(Debug)]
-pub struct Response {
-    /// HTTP status code.
-    pub status: u16,
-    /// `Content-Type`.
-    pub content_type: &'static str,
-    /// Extra headers.
-    pub headers: Vec<(&'static str, String)>,
-    /// The body.
-    pub body: String,
-    /// The signer's fingerprint, for the log.
-    pub fingerprint: Option<String>,
-    /// What happened, for the log (`ok`, or the reason).
-    pub note: String,
-}
-
-impl Response {
-    /// A JSON response.
-    pub fn json(status: u16, body: String, note: impl Into<String>) -> Self {
-        Response {
-            status,
-            content_type: "application/json; charset=utf-8",
-            headers: Vec::new(),
-            body,
-            fingerprint: None,
-            note: note.into(),
-        }
-    }
-
-    /// `401` with Ollama's JSON error.
-    pub fn unauthorized(reason: &Reason) -> Self {
-        Self::json(
-            401,
-            r#"{"error":"unauthorized"}"#.to_string(),
-            reason.to_string(),
-        )
-    }
-
-    /// An error status with `{"error": message}`.
-    pub fn error(status: u16, message: &str) -> Self {
-        let body = serde_json::json!({ "error": message }).to_string();
-        Self::json(status, body, message.to_string())
-    }
-
-    /// Records the signer for the log.
-    pub fn signer(mut self, key: Option<&PublicKey>) -> Self {
-        self.fingerprint = key.map(PublicKey::fingerprint);
-        self
-    }
 }
 
 /// The authorized keys as last read, and where from.
@@ -161,10 +78,7 @@ impl Keys {
         }
         self.stamp = stamp;
         self.loaded = true;
-        match AuthorizedKeys::load(path).and_then(|k| {
-            let text = std::fs::read_to_string(path)?;
-            Ok((k, text))
-        }) {
+        match AuthorizedKeys::load_with_text(path) {
             Ok((keys, text)) => {
                 log(&format!(
                     "loaded {} key(s) from {}",
@@ -232,16 +146,20 @@ impl State {
     /// fresh `ts`, listed signer, not a replay. Returns the token, the
     /// signer's authorized_keys comment, or the reason and (when the token
     /// could be read) its key.
-    pub fn check(
-        &self,
-        authorization: Option<&[u8]>,
-        method: &str,
-        uri: &str,
-    ) -> std::result::Result<(SignedRequest, String), Refusal> {
-        let auth = authorization.ok_or_else(|| Box::new((Reason::Missing, None)))?;
+    pub fn check(&self, req: &Request) -> std::result::Result<(SignedRequest, String), Refusal> {
+        if req.authorization_repeated {
+            return Err(Box::new((
+                Reason::MalformedToken("more than one Authorization header".into()),
+                None,
+            )));
+        }
+        let auth = req
+            .authorization
+            .as_deref()
+            .ok_or_else(|| Box::new((Reason::Missing, None)))?;
         let now = verify::now();
-        let signed =
-            verify::verify_request(auth, method, uri, now, self.max_skew).map_err(|r| {
+        let signed = verify::verify_request(auth, &req.method, &req.uri, now, self.max_skew)
+            .map_err(|r| {
                 let key = verify::parse_token(auth).ok().map(|t| *t.public_key());
                 Box::new((r, key))
             })?;
@@ -261,27 +179,9 @@ impl State {
     }
 }
 
-/// One parsed request, as the handlers see it.
-#[derive(Debug)]
-pub struct Request {
-    /// The method to verify (`X-Original-Method` when present).
-    pub method: String,
-    /// The request-URI to verify (`X-Original-URI` when present).
-    pub uri: String,
-    /// The `Authorization` value, when exactly one was sent.
-    pub authorization: Option<Vec<u8>>,
-    /// More than one `Authorization` header was sent.
-    pub authorization_repeated: bool,
-}
-
 /// The verifier's answer to a request that is not a stand-in endpoint.
 pub fn verify_only(state: &State, req: &Request) -> Response {
-    if req.authorization_repeated {
-        return Response::unauthorized(&Reason::MalformedToken(
-            "more than one Authorization header".into(),
-        ));
-    }
-    match state.check(req.authorization.as_deref(), &req.method, &req.uri) {
+    match state.check(req) {
         Ok((signed, _)) => {
             let key = *signed.token.public_key();
             let mut r = Response::json(200, "{}".into(), "ok").signer(Some(&key));
@@ -340,6 +240,12 @@ impl Server {
             message: format!("cannot listen on {}: {e}", config.addr),
         })?;
         let local = listener.local_addr()?;
+        if config.stand_in && !local.ip().is_loopback() {
+            log(&format!(
+                "warning: the stand-in listens on {local}, beyond this machine: \
+                 anyone who reaches it can connect a key (/connect has no sign-in)"
+            ));
+        }
         let url = format!("http://{local}");
         let mut keys = Keys {
             path,
@@ -484,14 +390,6 @@ pub fn log(line: &str) {
     let _ = writeln!(err, "olm-verify: {line}");
 }
 
-/// How reading a request ended, when it did not give one.
-enum ReadFail {
-    /// The client went away or sent nothing: no answer.
-    Gone,
-    /// Answer with this status and message, then close.
-    Answer(u16, &'static str),
-}
-
 fn serve_connection(mut stream: TcpStream, state: &State, limits: &Limits) {
     let peer = stream
         .peer_addr()
@@ -524,210 +422,4 @@ fn serve_connection(mut stream: TcpStream, state: &State, limits: &Limits) {
         resp.note
     ));
     let _ = write_response(&stream, &resp, head_only);
-}
-
-/// Reads one request head (and drains a small body) within the limits.
-/// Returns the request and whether it was a HEAD request.
-fn read_request(
-    stream: &mut TcpStream,
-    limits: &Limits,
-) -> std::result::Result<(Request, bool), ReadFail> {
-    let deadline = Instant::now() + limits.request_deadline;
-    let mut buf = vec![0u8; limits.max_head];
-    let mut len = 0;
-    loop {
-        if len == buf.len() {
-            return Err(ReadFail::Answer(431, "request head too large"));
-        }
-        let n = read_before(stream, &mut buf[len..], deadline, limits.io_timeout)?;
-        if n == 0 {
-            return Err(ReadFail::Gone);
-        }
-        len += n;
-        // A head ends with a newline: parse only when one arrived, so a
-        // client sending a byte at a time costs no quadratic work.
-        if !buf[len - n..len].contains(&b'\n') {
-            continue;
-        }
-        let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
-        let mut parsed = httparse::Request::new(&mut headers);
-        match parsed.parse(&buf[..len]) {
-            Ok(httparse::Status::Partial) => continue,
-            Ok(httparse::Status::Complete(head_len)) => {
-                let req = extract(&parsed)?;
-                let head_only = parsed.method == Some("HEAD");
-                let body_len = body_length(&parsed, limits)?;
-                let have = len - head_len;
-                drain(stream, body_len.saturating_sub(have), deadline, limits)?;
-                return Ok((req, head_only));
-            }
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(ReadFail::Answer(431, "too many headers"))
-            }
-            Err(_) => return Err(ReadFail::Answer(400, "malformed HTTP request")),
-        }
-    }
-}
-
-fn read_before(
-    stream: &mut TcpStream,
-    buf: &mut [u8],
-    deadline: Instant,
-    io_timeout: Duration,
-) -> std::result::Result<usize, ReadFail> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(ReadFail::Answer(408, "request not received in time"));
-    }
-    let _ = stream.set_read_timeout(Some(left.min(io_timeout)));
-    loop {
-        match stream.read(buf) {
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(ReadFail::Answer(408, "request not received in time"))
-            }
-            Err(_) => return Err(ReadFail::Gone),
-        }
-    }
-}
-
-fn body_length(
-    req: &httparse::Request<'_, '_>,
-    limits: &Limits,
-) -> std::result::Result<usize, ReadFail> {
-    let mut length: Option<usize> = None;
-    for h in req.headers.iter() {
-        if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(ReadFail::Answer(
-                411,
-                "chunked request bodies are not accepted; send Content-Length",
-            ));
-        }
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let v = std::str::from_utf8(h.value)
-                .ok()
-                .map(str::trim)
-                .filter(|v| !v.is_empty() && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<usize>().ok())
-                .ok_or(ReadFail::Answer(400, "bad Content-Length"))?;
-            if length.is_some_and(|l| l != v) {
-                return Err(ReadFail::Answer(400, "conflicting Content-Length headers"));
-            }
-            length = Some(v);
-        }
-    }
-    let length = length.unwrap_or(0);
-    if length > limits.max_body {
-        return Err(ReadFail::Answer(413, "request body too large"));
-    }
-    Ok(length)
-}
-
-fn drain(
-    stream: &mut TcpStream,
-    mut left: usize,
-    deadline: Instant,
-    limits: &Limits,
-) -> std::result::Result<(), ReadFail> {
-    let mut scratch = [0u8; 4096];
-    while left > 0 {
-        let want = left.min(scratch.len());
-        let n = read_before(stream, &mut scratch[..want], deadline, limits.io_timeout)?;
-        if n == 0 {
-            return Err(ReadFail::Gone);
-        }
-        left -= n;
-    }
-    Ok(())
-}
-
-fn extract(req: &httparse::Request<'_, '_>) -> std::result::Result<Request, ReadFail> {
-    let mut method = req.method.unwrap_or("").to_string();
-    let mut uri = req.path.unwrap_or("").to_string();
-    let mut authorization = None;
-    let mut repeated = false;
-    for h in req.headers.iter() {
-        if h.name.eq_ignore_ascii_case("authorization") {
-            repeated |= authorization.is_some();
-            authorization = Some(h.value.to_vec());
-        } else if h.name.eq_ignore_ascii_case("x-original-method") {
-            method = text(h.value)?;
-        } else if h.name.eq_ignore_ascii_case("x-original-uri") {
-            uri = text(h.value)?;
-        }
-    }
-    Ok(Request {
-        method,
-        uri,
-        authorization,
-        authorization_repeated: repeated,
-    })
-}
-
-fn text(v: &[u8]) -> std::result::Result<String, ReadFail> {
-    std::str::from_utf8(v)
-        .map(|s| s.trim().to_string())
-        .map_err(|_| ReadFail::Answer(400, "a header is not UTF-8"))
-}
-
-fn status_text(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        408 => "Request Timeout",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Status",
-    }
-}
-
-/// After an error answer, reads and drops what the client still sends (a
-/// bounded amount, briefly), so closing does not reset the connection
-/// before the client has read the answer.
-fn linger(stream: &mut TcpStream) {
-    let until = Instant::now() + Duration::from_secs(1);
-    let mut scratch = [0u8; 8192];
-    let mut left: usize = 1 << 20;
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-    while left > 0 && Instant::now() < until {
-        match stream.read(&mut scratch) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => left = left.saturating_sub(n),
-        }
-    }
-}
-
-fn write_response(mut stream: &TcpStream, resp: &Response, head_only: bool) -> io::Result<()> {
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n",
-        resp.status,
-        status_text(resp.status),
-        resp.content_type,
-        resp.body.len()
-    );
-    for (name, value) in &resp.headers {
-        out.push_str(name);
-        out.push_str(": ");
-        out.push_str(value);
-        out.push_str("\r\n");
-    }
-    out.push_str("\r\n");
-    if !head_only {
-        out.push_str(&resp.body);
-    }
-    stream.write_all(out.as_bytes())?;
-    stream.flush()?;
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    Ok(())
 }

@@ -95,7 +95,7 @@ fn connect(state: &State, query: &str) -> Response {
 }
 
 fn me(state: &State, req: &Request) -> Response {
-    match state.check(req.authorization.as_deref(), &req.method, &req.uri) {
+    match state.check(req) {
         Ok((signed, comment)) => {
             let key = *signed.token.public_key();
             Response::json(200, account(&key, &comment).to_string(), "ok").signer(Some(&key))
@@ -108,7 +108,7 @@ fn me(state: &State, req: &Request) -> Response {
 }
 
 fn delete_key(state: &State, req: &Request, encoded: &str) -> Response {
-    let (signed, _) = match state.check(req.authorization.as_deref(), &req.method, &req.uri) {
+    let (signed, _) = match state.check(req) {
         Ok(ok) => ok,
         Err(refusal) => {
             let (reason, key) = *refusal;

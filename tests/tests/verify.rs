@@ -102,6 +102,33 @@ fn every_vector_token_verifies_and_every_invalid_one_says_why() {
         lines.extend_from_slice(format!("{}\t{}\n", s(t, "token"), s(t, "challenge")).as_bytes());
         expected.push(format!("bad {reason}"));
     }
+    // Keys that are not usable ssh-ed25519 keys, and a bad signature
+    // encoding, each with its reason.
+    let sig = STANDARD.encode([7u8; 64]);
+    let rsa = STANDARD.encode(b"\0\0\0\x07ssh-rsa\0\0\0\x03\x01\x00\x01");
+    let mut identity = b"\0\0\0\x0bssh-ed25519\0\0\0\x20".to_vec();
+    identity.push(1);
+    identity.extend_from_slice(&[0u8; 31]);
+    let identity = STANDARD.encode(identity);
+    for (token, reason) in [
+        (
+            format!("{rsa}:{sig}"),
+            "not an ssh-ed25519 key: the key is \"ssh-rsa\"",
+        ),
+        (
+            format!("{identity}:{sig}"),
+            "not an ssh-ed25519 key: the key is a weak (small-order) point",
+        ),
+        (
+            format!("{}:%%%", public_line(&v, "k1").split(' ').nth(1).unwrap()),
+            "malformed token: the signature part is not base64",
+        ),
+    ] {
+        let out = sandbox.run("olm-verify", ["--token", &token], b"x");
+        out.assert_error(1, "olm-verify", reason);
+        lines.extend_from_slice(format!("{token}\tx\n").as_bytes());
+        expected.push(format!("bad {reason}"));
+    }
     // All of them at once through --lines: one verdict per line, in order.
     let out = sandbox.run("olm-verify", ["--lines"], &lines);
     out.assert_code(1);

@@ -23,7 +23,8 @@ const INPUT_LIMIT: usize = 1024 * 1024;
 #[command(name = TOOL, version, after_help = "\
 Examples:
   printf 'POST,/api/me?ts=1700000000' | olm-verify --token \"$token\"
-  olm-verify --header \"$(olm-sign -X GET /api/tags --format header)\" -X GET \"/api/tags?ts=$ts\"
+  ts=$(date +%s); h=$(olm-sign -X GET /api/tags --ts $ts --format header)
+  olm-verify --header \"$h\" -X GET \"/api/tags?ts=$ts\"
   olm-verify --token \"$token\" -X GET \"/api/tags?ts=$ts\" --authorized-keys ~/.ssh/authorized_keys
   paste tokens.txt challenges.txt | olm-verify --lines      # ok KEYLINE / bad REASON per line
   olm-verify --serve 127.0.0.1:8181 --authorized-keys /etc/olm/authorized_keys
@@ -56,7 +57,8 @@ struct Cli {
     #[arg(long, value_name = "ADDR")]
     serve: Option<String>,
     /// With --serve: also answer ollama.com's /connect, /api/me and
-    /// DELETE /api/user/keys/… over the authorized keys file, for development.
+    /// DELETE /api/user/keys/… over the authorized keys file (kept in memory
+    /// without one), for development.
     #[arg(long, requires = "serve")]
     stand_in: bool,
 }
