@@ -44,4 +44,4 @@ pub use error::{Error, ExitKind, Result};
 pub use key::{PrivateKey, PublicKey};
 pub use local::LocalHost;
 pub use store::{ApiKey, Backend, Store};
-pub use token::{Signer, Token};
+pub use token::{KeyCache, Signer, Token};

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use base64::engine::general_purpose::STANDARD;
+use base64::DecodeSliceError;
 use base64::Engine as _;
 use ed25519_dalek::hazmat::{raw_sign, ExpandedSecretKey};
 use ed25519_dalek::Signature;
@@ -36,6 +37,16 @@ impl Token {
 
     /// Reads a token, with or without a leading `Bearer `.
     pub fn parse(text: &str) -> Result<Token> {
+        Token::parse_with(text, decode_key)
+    }
+
+    /// [`Token::parse`], taking the key from `cache` when it holds it: for
+    /// many tokens of the same few keys (`olm-verify --lines`).
+    pub fn parse_cached(text: &str, cache: &mut KeyCache) -> Result<Token> {
+        Token::parse_with(text, |b64| cache.key(b64))
+    }
+
+    fn parse_with(text: &str, key_for: impl FnOnce(&str) -> Result<PublicKey>) -> Result<Token> {
         let text = text.strip_prefix("Bearer ").unwrap_or(text).trim();
         if text.is_empty() {
             return Err(Error::TokenFormat("the token is empty".into()));
@@ -43,19 +54,20 @@ impl Token {
         let (key, sig) = text.split_once(':').ok_or_else(|| {
             Error::TokenFormat("there is no signature part (expected KEY:SIGNATURE)".into())
         })?;
-        let blob = STANDARD
-            .decode(key)
-            .map_err(|_| Error::TokenFormat("the key part is not base64".into()))?;
-        let key = PublicKey::from_blob(&blob)?;
-        let sig = STANDARD
-            .decode(sig)
-            .map_err(|_| Error::TokenFormat("the signature part is not base64".into()))?;
-        let sig: [u8; 64] = sig.as_slice().try_into().map_err(|_| {
-            Error::TokenFormat(format!(
-                "the signature is {} bytes, an Ed25519 signature is 64",
-                sig.len()
-            ))
-        })?;
+        let key = key_for(key)?;
+        let not_base64 = || Error::TokenFormat("the signature part is not base64".into());
+        // Decoded on the stack; only an over-long part takes the slow path,
+        // to say how long it is.
+        let mut bytes = [0u8; 66];
+        let n = match STANDARD.decode_slice(sig, &mut bytes) {
+            Ok(n) => n,
+            Err(DecodeSliceError::OutputSliceTooSmall) => {
+                let n = STANDARD.decode(sig).map_err(|_| not_base64())?.len();
+                return Err(signature_length(n));
+            }
+            Err(_) => return Err(not_base64()),
+        };
+        let sig: [u8; 64] = bytes[..n].try_into().map_err(|_| signature_length(n))?;
         Ok(Token {
             key,
             signature: Signature::from_bytes(&sig),
@@ -65,13 +77,12 @@ impl Token {
     /// Reads an `Authorization` header value or a whole header line
     /// (`Authorization: …`), with or without `Bearer`.
     pub fn from_header(header: &str) -> Result<Token> {
-        let value = match header.split_once(':') {
-            Some((name, value)) if name.trim().eq_ignore_ascii_case("authorization") => value,
-            _ => header,
-        };
-        let value = value.trim();
-        let value = strip_bearer(value);
-        Token::parse(value)
+        Token::parse(header_value(header))
+    }
+
+    /// [`Token::from_header`] with a [`KeyCache`].
+    pub fn from_header_cached(header: &str, cache: &mut KeyCache) -> Result<Token> {
+        Token::parse_cached(header_value(header), cache)
     }
 
     /// Checks the signature over `challenge`.
@@ -87,6 +98,72 @@ impl Token {
     /// The raw signature.
     pub fn signature(&self) -> &Signature {
         &self.signature
+    }
+}
+
+/// The token in a header line or value.
+fn header_value(header: &str) -> &str {
+    let value = match header.split_once(':') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("authorization") => value,
+        _ => header,
+    };
+    strip_bearer(value.trim())
+}
+
+fn signature_length(n: usize) -> Error {
+    Error::TokenFormat(format!(
+        "the signature is {n} bytes, an Ed25519 signature is 64"
+    ))
+}
+
+/// Decodes the key half of a token (base64 of the wire blob).
+fn decode_key(b64: &str) -> Result<PublicKey> {
+    let not_base64 = || Error::TokenFormat("the key part is not base64".into());
+    let mut blob = [0u8; BLOB_LEN + 3];
+    match STANDARD.decode_slice(b64, &mut blob) {
+        Ok(n) => PublicKey::from_blob(&blob[..n]),
+        // Longer than any Ed25519 blob: from_blob says what it is instead.
+        Err(DecodeSliceError::OutputSliceTooSmall) => {
+            PublicKey::from_blob(&STANDARD.decode(b64).map_err(|_| not_base64())?)
+        }
+        Err(_) => Err(not_base64()),
+    }
+}
+
+/// Public keys already decoded, by the key half of the token (its base64).
+///
+/// Decoding a key decompresses a curve point, which costs about a fifth of
+/// verifying a signature in a batch; tokens in bulk mostly come from a few
+/// keys. Holds the last [`KeyCache::CAPACITY`] distinct keys; a key half
+/// that does not decode is never held, so errors are the same as without it.
+#[derive(Default)]
+pub struct KeyCache {
+    entries: Vec<(String, PublicKey)>,
+    next: usize,
+}
+
+impl KeyCache {
+    /// How many keys a cache holds.
+    pub const CAPACITY: usize = 16;
+
+    /// An empty cache.
+    pub fn new() -> Self {
+        KeyCache::default()
+    }
+
+    /// The key whose blob's base64 is `b64`.
+    pub fn key(&mut self, b64: &str) -> Result<PublicKey> {
+        if let Some((_, key)) = self.entries.iter().find(|(s, _)| s == b64) {
+            return Ok(*key);
+        }
+        let key = decode_key(b64)?;
+        if self.entries.len() < Self::CAPACITY {
+            self.entries.push((b64.to_string(), key));
+        } else {
+            self.entries[self.next] = (b64.to_string(), key);
+            self.next = (self.next + 1) % Self::CAPACITY;
+        }
+        Ok(key)
     }
 }
 
@@ -217,6 +294,36 @@ mod tests {
             k.public_key()
                 .verify(msg, &signer.sign(msg))
                 .expect("verifies");
+        }
+    }
+
+    #[test]
+    fn cached_parse_matches_parse() {
+        let mut cache = KeyCache::new();
+        let keys: Vec<PrivateKey> = (0..KeyCache::CAPACITY as u8 + 2)
+            .map(|n| PrivateKey::from_seed(&[n; 32], "").expect("seed"))
+            .collect();
+        for round in 0..3u8 {
+            for k in &keys {
+                let t = Token::sign(k, &[round]).to_string();
+                let (kpart, spart) = t.split_once(':').expect("colon");
+                let long_sig = format!("{t}AAAA");
+                let cases = [
+                    t.clone(),
+                    format!("{kpart}:{}", &spart[..84]),
+                    format!("{kpart}:{}", &spart[1..]),
+                    long_sig,
+                    format!("{kpart}AAAA:{spart}"),
+                    format!("{}:{spart}", &kpart[2..]),
+                ];
+                for text in &cases {
+                    assert_eq!(
+                        Token::parse_cached(text, &mut cache),
+                        Token::parse(text),
+                        "{text}"
+                    );
+                }
+            }
         }
     }
 
