@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, ExitKind};
 use crate::fsutil;
+use crate::generate;
 use crate::key::PrivateKey;
 
 /// An error a binary raises itself, with its exit status and an optional hint.
@@ -125,6 +126,10 @@ pub fn parse_from<T: clap::Parser>(
     tool: &str,
     args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
 ) -> T {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    if args.get(1).is_some_and(|a| a == generate::FLAG) {
+        std::process::exit(generate_for::<T>(tool, &args[2..]));
+    }
     match T::try_parse_from(args) {
         Ok(t) => t,
         Err(e) => {
@@ -147,6 +152,34 @@ pub fn parse_from<T: clap::Parser>(
                     std::process::exit(2);
                 }
             }
+        }
+    }
+}
+
+/// `TOOL --generate WHAT`: writes a man page or a completion script for the
+/// tool on stdout (see [`generate`]); returns the exit status.
+fn generate_for<T: clap::CommandFactory>(tool: &str, rest: &[OsString]) -> i32 {
+    let names: Vec<&str> = generate::Artifact::ALL.iter().map(|a| a.name()).collect();
+    let artifact = match rest {
+        [one] => one.to_str().and_then(generate::Artifact::from_name),
+        _ => None,
+    };
+    let Some(artifact) = artifact else {
+        let _ = writeln!(
+            io::stderr(),
+            "{tool}: error: {} takes one of: {}",
+            generate::FLAG,
+            names.join(", ")
+        );
+        return 2;
+    };
+    let mut out = io::stdout().lock();
+    match generate::write(artifact, T::command(), &mut out) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "{tool}: error: stdout: {e}");
+            1
         }
     }
 }

@@ -123,7 +123,10 @@ impl PrivateKey {
 
     /// Whether two keys hold the same secret.
     pub fn same_key(&self, other: &PrivateKey) -> bool {
-        self.signing.to_bytes() == other.signing.to_bytes()
+        // The copies are secrets too: zeroized when compared.
+        let mine = Zeroizing::new(self.signing.to_bytes());
+        let theirs = Zeroizing::new(other.signing.to_bytes());
+        *mine == *theirs
     }
 }
 
@@ -168,28 +171,40 @@ fn foreign_pem(text: &[u8]) -> Option<Error> {
         .map(|(_, e)| e)
 }
 
+/// A name for `alg` that holds nothing read from the file: an unknown
+/// algorithm's name is file content, so it is not repeated.
 fn algorithm_label(alg: &Algorithm) -> String {
     match alg {
         Algorithm::Rsa { .. } => "RSA".into(),
         Algorithm::Ecdsa { .. } => "ECDSA".into(),
         Algorithm::Dsa => "DSA".into(),
-        other => other.as_str().to_string(),
+        Algorithm::SkEd25519 | Algorithm::SkEcdsaSha2NistP256 => alg.as_str().to_string(),
+        _ => "unknown-algorithm".into(),
     }
 }
 
+/// Turns ssh-key's error into ours with a fixed message: ssh-key's own
+/// messages may quote decoded file content (an "invalid label" repeats the
+/// bytes it read, which in a damaged key can be secret), so none is kept.
 fn describe_ssh_error(e: &ssh_key::Error) -> Error {
-    match e {
-        ssh_key::Error::Encrypted => Error::KeyEncrypted,
-        ssh_key::Error::AlgorithmUnknown => Error::KeyType("unknown-algorithm".into()),
+    let why = match e {
+        ssh_key::Error::Encrypted => return Error::KeyEncrypted,
+        ssh_key::Error::AlgorithmUnknown => return Error::KeyType("unknown-algorithm".into()),
         ssh_key::Error::AlgorithmUnsupported { algorithm } => {
-            Error::KeyType(algorithm_label(algorithm))
+            return Error::KeyType(algorithm_label(algorithm))
         }
-        ssh_key::Error::Crypto => {
-            Error::KeyFormat("its check integers do not match (damaged?)".into())
+        ssh_key::Error::Crypto => "its check integers do not match (damaged?)".to_string(),
+        ssh_key::Error::PublicKey => "its public and private halves do not match".to_string(),
+        ssh_key::Error::Version { number } => format!("unsupported key format version {number}"),
+        ssh_key::Error::TrailingData { remaining } => {
+            format!("damaged: {remaining} unexpected bytes after the key")
         }
-        // ssh-key's messages name the encoding problem, never the key bytes.
-        other => Error::KeyFormat(format!("damaged or truncated ({other})")),
-    }
+        ssh_key::Error::Encoding(_) | ssh_key::Error::FormatEncoding => {
+            "damaged or truncated (its encoding is malformed)".to_string()
+        }
+        _ => "damaged or truncated".to_string(),
+    };
+    Error::KeyFormat(why)
 }
 
 /// An Ed25519 public key.

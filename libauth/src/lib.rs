@@ -6,7 +6,8 @@
 //! - [`connect`]: the URL that attaches a key to an ollama.com account;
 //! - [`base`]: base URLs under Ollama's rules;
 //! - [`fsutil`]: atomic writes and careful reads of key files;
-//! - [`cli`]: the plumbing every `olm-*` binary shares.
+//! - [`cli`]: the plumbing every `olm-*` binary shares;
+//! - [`generate`]: man pages and shell completions from a tool's clap definition.
 
 pub mod base;
 pub mod challenge;
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod connect;
 pub mod error;
 pub mod fsutil;
+pub mod generate;
 pub mod key;
 pub mod token;
 
