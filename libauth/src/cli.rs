@@ -289,10 +289,17 @@ pub fn print_line(line: &str) -> io::Result<()> {
     out.flush()
 }
 
-/// Reads stdin's first line as text (trailing newline removed).
-pub fn read_stdin_text(limit: usize) -> anyhow::Result<String> {
+/// Reads all of stdin as text, up to `limit` bytes. It may hold a private
+/// key, so the buffer zeroizes on drop.
+pub fn read_stdin_text(limit: usize) -> anyhow::Result<Zeroizing<String>> {
     let bytes = read_stdin(limit)?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| CliError::bad_input("stdin: the input is not UTF-8 text"))?;
-    Ok(text.to_string())
+    Ok(Zeroizing::new(text.to_string()))
+}
+
+/// Writes `TOOL: note: MESSAGE` to stderr. Unlike `eprintln!`, a closed or
+/// broken stderr is ignored rather than a panic.
+pub fn note(tool: &str, message: impl fmt::Display) {
+    let _ = writeln!(io::stderr().lock(), "{tool}: note: {message}");
 }

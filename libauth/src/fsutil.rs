@@ -76,8 +76,12 @@ pub fn read_private_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 /// Reads at most `limit` bytes; more is [`Error::TooLarge`].
+///
+/// The buffer is allocated once, for `limit + 1` bytes: a growing `Vec`
+/// would leave copies of what it held (a key) behind in freed memory. The
+/// allocation is not touched until read into, so it costs no memory.
 pub fn read_limited(reader: impl Read, limit: usize) -> Result<Zeroizing<Vec<u8>>> {
-    let mut buf = Zeroizing::new(Vec::new());
+    let mut buf = Zeroizing::new(Vec::with_capacity(limit.saturating_add(1)));
     reader.take(limit as u64 + 1).read_to_end(&mut buf)?;
     if buf.len() > limit {
         return Err(Error::TooLarge { limit });

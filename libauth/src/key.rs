@@ -59,8 +59,16 @@ impl PrivateKey {
                 "it does not start with -----BEGIN OPENSSH PRIVATE KEY-----".into(),
             ));
         }
-        let openssh =
-            ssh_key::PrivateKey::from_openssh(trimmed).map_err(|e| describe_ssh_error(&e))?;
+        let openssh = ssh_key::PrivateKey::from_openssh(trimmed).map_err(|e| {
+            // ssh-key cannot read some algorithms at all (ECDSA, DSA without
+            // their features): name them from the key's public half.
+            match sniff_algorithm(trimmed) {
+                Some(label) if label != ALGORITHM && !matches!(e, ssh_key::Error::Encrypted) => {
+                    Error::KeyType(label.to_string())
+                }
+                _ => describe_ssh_error(&e),
+            }
+        })?;
         Self::from_ssh_key(openssh)
     }
 
@@ -169,6 +177,39 @@ fn foreign_pem(text: &[u8]) -> Option<Error> {
         .into_iter()
         .find(|(label, _)| text.starts_with(label))
         .map(|(_, e)| e)
+}
+
+/// The algorithm of an OpenSSH private key, read from its public half, as
+/// one of a fixed list of names (never text from the file).
+fn sniff_algorithm(text: &[u8]) -> Option<&'static str> {
+    let body: Vec<u8> = text
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .filter(|l| !l.starts_with(b"-----"))
+        .flatten()
+        .copied()
+        .collect();
+    let body = Zeroizing::new(body);
+    let bin = Zeroizing::new(STANDARD.decode(&*body).ok()?);
+    let rest = bin.strip_prefix(b"openssh-key-v1\0")?;
+    let (_cipher, rest) = read_string(rest)?;
+    let (_kdf, rest) = read_string(rest)?;
+    let (_kdf_options, rest) = read_string(rest)?;
+    let rest = rest.get(4..)?;
+    let (public, _) = read_string(rest)?;
+    let (name, _) = read_string(public)?;
+    let label = match name {
+        b"ssh-ed25519" => ALGORITHM,
+        b"ssh-rsa" => "RSA",
+        b"ssh-dss" => "DSA",
+        b"ecdsa-sha2-nistp256" | b"ecdsa-sha2-nistp384" | b"ecdsa-sha2-nistp521" => "ECDSA",
+        b"sk-ssh-ed25519@openssh.com" => "sk-ssh-ed25519@openssh.com (security key)",
+        b"sk-ecdsa-sha2-nistp256@openssh.com" => {
+            "sk-ecdsa-sha2-nistp256@openssh.com (security key)"
+        }
+        _ => return None,
+    };
+    Some(label)
 }
 
 /// A name for `alg` that holds nothing read from the file: an unknown

@@ -111,7 +111,10 @@ fn open_browser(url: &str) {
         None
     };
     let Some(opener) = opener else {
-        eprintln!("{TOOL}: note: no display here; open the URL above on another device");
+        cli::note(
+            TOOL,
+            "no display here; open the URL above on another device",
+        );
         return;
     };
     let spawned = Command::new(opener)
@@ -121,6 +124,9 @@ fn open_browser(url: &str) {
         .stderr(Stdio::null())
         .spawn();
     if spawned.is_err() {
-        eprintln!("{TOOL}: note: could not run {opener}; open the URL above yourself");
+        cli::note(
+            TOOL,
+            format!("could not run {opener}; open the URL above yourself"),
+        );
     }
 }

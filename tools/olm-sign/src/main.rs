@@ -112,7 +112,10 @@ fn sign_stdin(args: &Cli) -> anyhow::Result<()> {
     let key = cli::load_key(&args.key)?;
     let input = cli::read_stdin(INPUT_LIMIT)?;
     if input.last() == Some(&b'\n') {
-        eprintln!("{TOOL}: note: the input ends with a newline, which is signed too (use printf, not echo)");
+        cli::note(
+            TOOL,
+            "the input ends with a newline, which is signed too (use printf, not echo)",
+        );
     }
     let token = Token::sign(&key, &input);
     let auth = authorization(&token, args.bearer);
