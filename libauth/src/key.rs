@@ -385,15 +385,21 @@ fn read_string(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     Some(rest.split_at(len))
 }
 
-/// Shortens untrusted text before it goes into a message.
+/// Shortens untrusted text before it goes into a message, which shows it
+/// with `{:?}`: the cut counts each character as escaped (`\u{7}` is six),
+/// so the quoted form stays within `max` characters plus `…`.
 pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(max).collect();
-        t.push('…');
-        t
+    let mut shown = 0;
+    let mut out = String::new();
+    for c in s.chars() {
+        shown += c.escape_debug().count();
+        if shown > max {
+            out.push('…');
+            return out;
+        }
+        out.push(c);
     }
+    out
 }
 
 #[cfg(test)]
@@ -470,6 +476,15 @@ mod tests {
         let rsa_blob = STANDARD.encode(b"\0\0\0\x07ssh-rsa\0\0\0\x01\x01");
         let err = PublicKey::from_line(&format!("ssh-ed25519 {rsa_blob}")).unwrap_err();
         assert!(err.to_string().contains("ssh-rsa"), "{err}");
+    }
+
+    #[test]
+    fn truncation_bounds_the_escaped_form() {
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("abcd", 3), "abc…");
+        let bells = "\u{7}".repeat(100);
+        let shown = format!("{:?}", truncate(&bells, 40));
+        assert!(shown.chars().count() <= 40 + 3, "{shown}");
     }
 
     #[test]
