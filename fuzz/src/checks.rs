@@ -24,6 +24,16 @@ fn short_message(e: &libauth::Error) -> String {
     msg
 }
 
+/// The public key of RFC 8032's first test vector.
+pub fn rfc8032_key() -> PublicKey {
+    PublicKey::from_bytes(&[
+        0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe, 0xd3, 0xc9, 0x64, 0x07,
+        0x3a, 0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68, 0xf7, 0x07,
+        0x51, 0x1a,
+    ])
+    .expect("RFC 8032 test key")
+}
+
 /// Wraps bytes as an OpenSSH PEM block, so the fuzzer reaches the binary
 /// decoder behind the armor.
 pub fn armor(body: &[u8]) -> Vec<u8> {
@@ -178,12 +188,7 @@ pub fn request(data: &[u8]) {
         Ok(b) => {
             let shown = b.to_string();
             assert_eq!(BaseUrl::parse(&shown).expect("own base"), b);
-            let key = PublicKey::from_bytes(&[
-                0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe, 0xd3, 0xc9, 0x64,
-                0x07, 0x3a, 0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68,
-                0xf7, 0x07, 0x51, 0x1a,
-            ])
-            .expect("RFC 8032 test key");
+            let key = rfc8032_key();
             for form in [ConnectForm::Server, ConnectForm::App] {
                 let url = connect_url(&b, header, &key, form);
                 assert!(url.starts_with(&shown));
