@@ -16,6 +16,9 @@ mkdir -p "$HOME/.ollama"
 step olm-keygen -o "\$HOME/.ollama/id_ed25519"
 olm-keygen -o "$HOME/.ollama/id_ed25519"
 
+step olm-store status
+olm-store status
+
 step olm-connect-url --name demo-box
 olm-connect-url --name demo-box </dev/null
 

@@ -16,6 +16,7 @@ use crate::error::{Error, ExitKind};
 use crate::fsutil;
 use crate::generate;
 use crate::key::PrivateKey;
+use crate::store::{Backend, Store, BACKEND_ENV};
 
 /// An error a binary raises itself, with its exit status and an optional hint.
 #[derive(Debug)]
@@ -184,7 +185,8 @@ fn generate_for<T: clap::CommandFactory>(tool: &str, rest: &[OsString]) -> i32 {
     }
 }
 
-/// Where a private key comes from: `-k FILE`, `--key-env NAME`, or the default.
+/// Where a private key comes from: `-k FILE`, `--key-env NAME`, or the store
+/// (`--backend`, else `OLM_BACKEND`, else the file `~/.ollama/id_ed25519`).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct KeyArgs {
     /// Read the private key from FILE (OpenSSH format, mode 0600).
@@ -198,12 +200,18 @@ pub struct KeyArgs {
     /// Read the private key from the environment variable NAME (a CI secret).
     #[arg(long = "key-env", value_name = "NAME")]
     pub key_env: Option<String>,
+    /// Without -k or --key-env, take the key from this store: file
+    /// (~/.ollama/id_ed25519, the default) or keyring (the OS secret store).
+    /// Default: OLM_BACKEND, else file.
+    #[arg(long, value_name = "file|keyring")]
+    pub backend: Option<String>,
 }
 
 impl KeyArgs {
-    /// Whether the user named a key explicitly.
+    /// Whether the user named a key explicitly: `-k`, `--key-env`, or a
+    /// store with `--backend` (rather than, say, a key piped on stdin).
     pub fn is_explicit(&self) -> bool {
-        self.key.is_some() || self.key_env.is_some()
+        self.key.is_some() || self.key_env.is_some() || self.backend.is_some()
     }
 }
 
@@ -218,7 +226,67 @@ pub fn default_key_path() -> anyhow::Result<PathBuf> {
     Ok(Path::new(&home).join(".ollama").join("id_ed25519"))
 }
 
-/// Loads the private key the flags name.
+/// Turns a libauth error into a CLI error, with a `chmod 600 FILE` hint for
+/// a key file others can read.
+pub fn store_error(err: Error) -> CliError {
+    let hint = match &err {
+        Error::At { location, error } if matches!(**error, Error::LoosePermissions { .. }) => {
+            Some(format!("chmod 600 {location}"))
+        }
+        Error::At { location, error }
+            if matches!(
+                **error,
+                Error::Io {
+                    kind: io::ErrorKind::PermissionDenied,
+                    ..
+                }
+            ) =>
+        {
+            Some(format!(
+                "check who owns {location} and its folder (`ls -ld`); files made by `sudo ollama …` belong to root"
+            ))
+        }
+        other => other.hint().map(str::to_string),
+    };
+    CliError {
+        kind: err.exit_kind(),
+        message: err.to_string(),
+        hint,
+    }
+}
+
+/// Opens the store `--backend` (else `OLM_BACKEND`, else file) names.
+/// Touches nothing yet: the keyring is contacted only when asked for an item.
+pub fn open_store(backend: Option<&str>) -> anyhow::Result<Store> {
+    let backend = Backend::from_flag_or_env(backend).map_err(|e| {
+        let what = if backend.is_some() {
+            "--backend"
+        } else {
+            BACKEND_ENV
+        };
+        CliError::about(what, e)
+    })?;
+    Ok(Store::open(backend).map_err(store_error)?)
+}
+
+/// The device key from the store the flags pick; a missing key is an
+/// error naming where olm looked.
+pub fn load_stored_key(backend: Option<&str>) -> anyhow::Result<PrivateKey> {
+    let store = open_store(backend)?;
+    match store.get_key().map_err(store_error)? {
+        Some(key) => Ok(key),
+        None => Err(
+            CliError::bad_input(format!("no key in {}", store.location()))
+                .hint(match store.backend() {
+                    Backend::File => "make one with `olm-keygen | olm-store put`, or name one with -k FILE (or --backend keyring)",
+                    Backend::Keyring => "put one there with `olm-keygen | olm-store --backend keyring put`, or name one with -k FILE",
+                })
+                .into(),
+        ),
+    }
+}
+
+/// Loads the private key the flags name: `--key-env`, `-k`, else the store.
 pub fn load_key(args: &KeyArgs) -> anyhow::Result<PrivateKey> {
     if let Some(name) = &args.key_env {
         let value = Zeroizing::new(std::env::var(name).map_err(|_| {
@@ -230,11 +298,10 @@ pub fn load_key(args: &KeyArgs) -> anyhow::Result<PrivateKey> {
         return PrivateKey::from_openssh(value.as_bytes())
             .map_err(|e| CliError::about(format!("environment variable {name}"), e).into());
     }
-    let path = match &args.key {
-        Some(p) => p.clone(),
-        None => default_key_path()?,
-    };
-    load_key_file(&path)
+    match &args.key {
+        Some(path) => load_key_file(path),
+        None => load_stored_key(args.backend.as_deref()),
+    }
 }
 
 /// Reads and parses a private key file, naming it in every error.

@@ -62,6 +62,42 @@ pub enum Error {
     /// A file that should be written already exists and holds something else.
     #[error("already exists")]
     Exists,
+    /// `HOME` is not set, so the file store has no `~/.ollama` folder.
+    #[error("HOME is not set, so there is no ~/.ollama folder")]
+    NoHome,
+    /// `--backend` or `OLM_BACKEND` named a store olm does not have.
+    #[error("unknown backend {0:?}: expected file or keyring")]
+    Backend(String),
+    /// The store already holds a different key (or API key, or a damaged
+    /// one) and replacing it was not asked for.
+    #[error("{location} already holds {what}; not replacing it")]
+    Occupied {
+        /// Where: a file, or a keyring entry.
+        location: String,
+        /// What is there, e.g. `another key (SHA256:…)`.
+        what: String,
+    },
+    /// No OS secret store answers (on Linux: no Secret Service on the
+    /// session bus).
+    #[error("the OS keyring is not available: {detail}")]
+    NoSecretService {
+        /// What the platform said.
+        detail: String,
+    },
+    /// The OS secret store refused or failed; the text is the platform's.
+    #[error("the OS keyring failed: {0}")]
+    Keyring(String),
+    /// Text that is not an API key.
+    #[error("not an API key: {0}")]
+    ApiKeyFormat(String),
+    /// A stored item is wrong: where it is and what is wrong with it.
+    #[error("{location}: {error}")]
+    At {
+        /// A file (quoted) or a keyring entry.
+        location: String,
+        /// What is wrong.
+        error: Box<Error>,
+    },
     /// An operating-system I/O error; only its kind and text are kept.
     #[error("{message}")]
     Io {
@@ -94,7 +130,11 @@ impl Error {
     /// The exit status this error maps to.
     pub fn exit_kind(&self) -> ExitKind {
         match self {
-            Error::BadSignature => ExitKind::Failed,
+            Error::BadSignature
+            | Error::Occupied { .. }
+            | Error::NoSecretService { .. }
+            | Error::Keyring(_) => ExitKind::Failed,
+            Error::At { error, .. } => error.exit_kind(),
             Error::Io { kind, .. } if *kind == io::ErrorKind::BrokenPipe => ExitKind::Failed,
             _ => ExitKind::BadInput,
         }
@@ -109,6 +149,14 @@ impl Error {
             Error::KeyType(_) => Some("make an Ed25519 key with `olm-keygen` or `ssh-keygen -t ed25519 -N ''`"),
             Error::KeyEmpty => Some("make a new key with `olm-keygen`, or restore the file from a backup"),
             Error::LoosePermissions { .. } => Some("run `chmod 600` on the key file"),
+            Error::NoHome => Some("set HOME, or name a key with -k FILE"),
+            Error::Backend(_) => Some("use --backend file or --backend keyring (or OLM_BACKEND=file|keyring)"),
+            Error::Occupied { .. } => Some("add --force to replace it; keep a copy first if you may need it again (`olm-store get > backup`)"),
+            Error::NoSecretService { .. } => Some(
+                "start a Secret Service in this session (gnome-keyring-daemon, KeePassXC), or keep the key in a file with --backend file",
+            ),
+            Error::Keyring(_) => Some("check that the keyring is unlocked, or use --backend file"),
+            Error::At { error, .. } => error.hint(),
             _ => None,
         }
     }

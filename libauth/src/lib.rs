@@ -6,6 +6,7 @@
 //! - [`connect`]: the URL that attaches a key to an ollama.com account;
 //! - [`base`]: base URLs under Ollama's rules;
 //! - [`fsutil`]: atomic writes and careful reads of key files;
+//! - [`store`]: where the device key and an API key live (file or OS keyring);
 //! - [`cli`]: the plumbing every `olm-*` binary shares;
 //! - [`generate`]: man pages and shell completions from a tool's clap definition.
 
@@ -17,6 +18,7 @@ pub mod error;
 pub mod fsutil;
 pub mod generate;
 pub mod key;
+pub mod store;
 pub mod token;
 
 pub use base::BaseUrl;
@@ -24,4 +26,5 @@ pub use challenge::{ApiRequest, Challenge, RegistryChallenge};
 pub use connect::{connect_url, ConnectForm};
 pub use error::{Error, ExitKind, Result};
 pub use key::{PrivateKey, PublicKey};
+pub use store::{ApiKey, Backend, Store};
 pub use token::{Signer, Token};

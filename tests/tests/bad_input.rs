@@ -300,7 +300,7 @@ fn no_key_at_all() {
         &out,
         2,
         "olm-sign",
-        &[".ollama/id_ed25519", "No such file"],
+        &[".ollama/id_ed25519", "olm-keygen"],
         "missing default key",
     );
     let mut c = sb.cmd("olm-sign");

@@ -60,7 +60,11 @@ fn run(args: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     if args.key.is_explicit() {
-        return Err(CliError::bad_input("-k and --key-env go with -y").into());
+        return Err(
+            CliError::bad_input("-k, --key-env and --backend go with -y")
+                .hint("to store a new key: olm-keygen | olm-store put")
+                .into(),
+        );
     }
     let key = PrivateKey::generate()?;
     let key = if args.comment.is_empty() {

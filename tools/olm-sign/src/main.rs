@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::{Parser, ValueEnum};
 use libauth::base::{split_absolute, BaseUrl};
 use libauth::cli::{self, CliError, KeyArgs};
-use libauth::{ApiRequest, Challenge, PrivateKey, RegistryChallenge, Signer, Token};
+use libauth::{ApiKey, ApiRequest, Challenge, PrivateKey, RegistryChallenge, Signer, Token};
 use serde_json::json;
 
 const TOOL: &str = "olm-sign";
@@ -31,7 +31,8 @@ const INPUT_LIMIT: usize = 1024 * 1024;
 Examples:
   printf 'POST,/api/me?ts=1700000000' | olm-sign -k key  # exact bytes; printf adds no newline
   olm-sign -X POST /api/me --format curl | curl -K -      # sign a request, send it
-  olm-sign --lines < challenges.txt > tokens.txt          # one token per line")]
+  olm-sign --lines < challenges.txt > tokens.txt          # one token per line
+  olm-sign --api-key -X GET /api/tags --format curl | curl -K -   # the same with an API key")]
 struct Cli {
     #[command(flatten)]
     key: KeyArgs,
@@ -41,9 +42,9 @@ struct Cli {
     /// The ts to sign, in Unix seconds (default: now).
     #[arg(long, value_name = "SECONDS", requires = "request")]
     ts: Option<u64>,
-    /// What to print.
-    #[arg(long, value_enum, default_value_t = Format::Token)]
-    format: Format,
+    /// What to print [default: token; header with --api-key].
+    #[arg(long, value_enum)]
+    format: Option<Format>,
     /// Base URL for curl and json output (default: OLLAMA_CLOUD_BASE_URL, else https://ollama.com).
     #[arg(long, value_name = "URL")]
     base: Option<String>,
@@ -56,6 +57,21 @@ struct Cli {
     /// Build a registry token request from a WWW-Authenticate header value.
     #[arg(long, value_name = "CHALLENGE")]
     registry: Option<String>,
+    /// Send an API key instead of signing: `Authorization: Bearer <key>`,
+    /// the key from OLLAMA_API_KEY, else the store (--backend).
+    #[arg(long, conflicts_with_all = ["lines", "registry", "bearer", "ts", "key", "key_env"])]
+    api_key: bool,
+}
+
+impl Cli {
+    /// The output format: as given, else `token` (`header` with --api-key).
+    fn format(&self) -> Format {
+        self.format.unwrap_or(if self.api_key {
+            Format::Header
+        } else {
+            Format::Token
+        })
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,14 +92,17 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Cli) -> anyhow::Result<()> {
+    if args.api_key {
+        return api_key_header(&args);
+    }
     if args.lines {
-        if !matches!(args.format, Format::Token | Format::Header) {
+        if !matches!(args.format(), Format::Token | Format::Header) {
             return Err(CliError::bad_input("--lines prints tokens or headers only")
                 .hint("use --format token or --format header")
                 .into());
         }
         let key = cli::load_key(&args.key)?;
-        return sign_lines(&key, args.format == Format::Header, args.bearer);
+        return sign_lines(&key, args.format() == Format::Header, args.bearer);
     }
     if let Some(request) = &args.request {
         let [method, uri] = request.as_slice() else {
@@ -95,6 +114,116 @@ fn run(args: Cli) -> anyhow::Result<()> {
         return sign_registry(&args, header);
     }
     sign_stdin(&args)
+}
+
+/// `--api-key`: the Bearer header for an API key, in header, curl or json
+/// form. Nothing is signed and no `ts` is added: API keys are sent as is.
+fn api_key_header(args: &Cli) -> anyhow::Result<()> {
+    let format = args.format();
+    if format == Format::Token {
+        return Err(
+            CliError::bad_input("--api-key prints a header, not a token")
+                .hint("use --format header, curl or json")
+                .into(),
+        );
+    }
+    let request = match &args.request {
+        Some(r) => match r.as_slice() {
+            [method, uri] => Some(api_key_request(args, method, uri)?),
+            _ => return Err(CliError::bad_input("-X takes METHOD and URI").into()),
+        },
+        None if format == Format::Header => None,
+        None => {
+            return Err(CliError::bad_input(format!(
+                "--format {} needs a request: -X METHOD URI",
+                if format == Format::Curl {
+                    "curl"
+                } else {
+                    "json"
+                }
+            ))
+            .hint("e.g. olm-sign --api-key -X GET /api/tags --format curl | curl -K -")
+            .into())
+        }
+    };
+    let key = load_api_key(args)?;
+    cli::refuse_secret_to_terminal(
+        "an API key",
+        "use it in a pipeline: `curl -H \"$(olm-sign --api-key)\" URL`, or `olm-sign --api-key -X GET /api/tags --format curl | curl -K -`",
+    )?;
+    let auth = key.authorization();
+    let header = zeroize::Zeroizing::new(format!("Authorization: {}", auth.as_str()));
+    let out = match (format, request) {
+        (Format::Curl, Some((method, _, url))) => zeroize::Zeroizing::new(format!(
+            "url = {}\nrequest = {}\nheader = {}",
+            curl_quote(&url),
+            curl_quote(&method),
+            curl_quote(&header)
+        )),
+        (Format::Json, Some((method, uri, url))) => zeroize::Zeroizing::new(
+            json!({
+                "method": method,
+                "request_uri": uri,
+                "url": url,
+                "authorization": auth.as_str(),
+            })
+            .to_string(),
+        ),
+        _ => header,
+    };
+    cli::print_line(&out)?;
+    Ok(())
+}
+
+/// Method, request-URI (as given) and URL of an `--api-key` request.
+fn api_key_request(
+    args: &Cli,
+    method: &str,
+    uri: &str,
+) -> anyhow::Result<(String, String, String)> {
+    let (base, uri) = if uri.contains("://") {
+        if args.base.is_some() {
+            return Err(CliError::bad_input(
+                "give the base either in the URL or with --base, not both",
+            )
+            .into());
+        }
+        split_absolute(uri).map_err(|e| CliError::about("the URL", e))?
+    } else {
+        let base = BaseUrl::from_flag_or_env(args.base.as_deref())
+            .map_err(|e| CliError::about("--base", e))?;
+        (base, uri.to_string())
+    };
+    let method = method.to_ascii_uppercase();
+    // Checked as a signed request would be; the URI itself is sent unchanged.
+    ApiRequest::new(&method, &uri, 0).map_err(|e| CliError::about(format!("{method} {uri}"), e))?;
+    let url = base.join(&uri);
+    Ok((method, uri, url))
+}
+
+/// The API key from OLLAMA_API_KEY, else from the store.
+fn load_api_key(args: &Cli) -> anyhow::Result<ApiKey> {
+    if let Some(value) = std::env::var_os("OLLAMA_API_KEY").filter(|v| !v.is_empty()) {
+        let text = zeroize::Zeroizing::new(
+            value
+                .to_str()
+                .map(str::to_string)
+                .ok_or_else(|| CliError::bad_input("OLLAMA_API_KEY is not UTF-8"))?,
+        );
+        return ApiKey::new(&text).map_err(|e| CliError::about("OLLAMA_API_KEY", e).into());
+    }
+    let store = cli::open_store(args.key.backend.as_deref())?;
+    match store.get_api_key().map_err(cli::store_error)? {
+        Some(k) => Ok(k),
+        None => Err(CliError::bad_input(format!(
+            "no API key: OLLAMA_API_KEY is not set and {} holds none",
+            store.api_key_location()
+        ))
+        .hint(
+            "put one in the store with `olm-store put --api-key < FILE`, or export OLLAMA_API_KEY",
+        )
+        .into()),
+    }
 }
 
 fn now() -> u64 {
@@ -113,7 +242,7 @@ fn authorization(token: &Token, bearer: bool) -> String {
 }
 
 fn sign_stdin(args: &Cli) -> anyhow::Result<()> {
-    if args.format == Format::Curl {
+    if args.format() == Format::Curl {
         return Err(CliError::bad_input("--format curl needs a request to send")
             .hint("use -X METHOD URI, e.g. olm-sign -X POST /api/me --format curl")
             .into());
@@ -128,7 +257,7 @@ fn sign_stdin(args: &Cli) -> anyhow::Result<()> {
     }
     let token = Token::sign(&key, &input);
     let auth = authorization(&token, args.bearer);
-    let out = match args.format {
+    let out = match args.format() {
         Format::Token => token.to_string(),
         Format::Header => format!("Authorization: {auth}"),
         Format::Json => json!({
@@ -185,7 +314,7 @@ fn sign_registry(args: &Cli, header: &str) -> anyhow::Result<()> {
         .map_err(|e| CliError::about("--registry", e))?;
     let signed = RegistryChallenge::challenge_for(&url);
     let token = Token::sign(&key, signed.as_bytes());
-    if args.format == Format::Token || args.format == Format::Header {
+    if args.format() == Format::Token || args.format() == Format::Header {
         cli::print_line(&url)?;
     }
     print_signed(args, &token, "GET", &url, None)?;
@@ -200,7 +329,7 @@ fn print_signed(
     request: Option<(&ApiRequest, &Challenge)>,
 ) -> anyhow::Result<()> {
     let auth = authorization(token, args.bearer);
-    let out = match args.format {
+    let out = match args.format() {
         Format::Token => token.to_string(),
         Format::Header => format!("Authorization: {auth}"),
         Format::Curl => format!(
