@@ -29,13 +29,52 @@ step "printf 'POST,/api/me?ts=1700000000' | olm-sign"
 token=$(printf 'POST,/api/me?ts=1700000000' | olm-sign)
 echo "$token"
 
-step "check the token with libauth"
-"$bin/examples/check_token" "$token" 'POST,/api/me?ts=1700000000'
+step "printf 'POST,/api/me?ts=1700000000' | olm-verify --token \"\$token\""
+printf 'POST,/api/me?ts=1700000000' | olm-verify --token "$token"
 
 step "a token for another challenge does not verify"
-if "$bin/examples/check_token" "$token" 'POST,/api/me?ts=1700000001'; then
+if printf 'POST,/api/me?ts=1700000001' | olm-verify --token "$token"; then
   echo "demo: a wrong challenge verified" >&2
   exit 1
 fi
+
+if ! command -v curl >/dev/null; then
+  echo
+  echo "demo: curl is not installed; skipping the stand-in for ollama.com"
+  echo "demo: done"
+  exit 0
+fi
+
+step "olm-verify --serve 127.0.0.1:0 --stand-in --authorized-keys \$HOME/authorized_keys &"
+olm-verify --serve 127.0.0.1:0 --stand-in --authorized-keys "$HOME/authorized_keys" \
+  >"$HOME/stand-in.url" 2>"$HOME/stand-in.log" &
+server=$!
+trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$HOME"' EXIT
+for _ in $(seq 100); do
+  [ -s "$HOME/stand-in.url" ] && break
+  sleep 0.05
+done
+base=$(head -n1 "$HOME/stand-in.url")
+[ -n "$base" ] || { echo "demo: the stand-in did not start" >&2; cat "$HOME/stand-in.log" >&2; exit 1; }
+echo "$base   (a local stand-in for https://ollama.com)"
+me() { olm-sign -X POST /api/me --base "$base" --format curl | curl -sS -K - -w ' (HTTP %{http_code})\n'; }
+
+step "olm-sign -X POST /api/me --base \$base --format curl | curl -K -   # not connected yet"
+me
+
+step "curl \"\$(olm-connect-url --base \$base --name demo-box)\"   # what the browser does"
+curl -sS "$(olm-connect-url --base "$base" --name demo-box </dev/null)"
+
+step "olm-sign -X POST /api/me --base \$base --format curl | curl -K -   # signed in"
+me
+
+step "olm-sign -X DELETE /api/user/keys/\$key --base \$base --format curl | curl -K -   # sign out"
+key=$(olm-connect-url --base "$base" </dev/null | sed 's/.*key=//')
+olm-sign -X DELETE "/api/user/keys/$key" --base "$base" --format curl |
+  curl -sS -K - -w ' (HTTP %{http_code})\n'
+me
+
+step "the stand-in's log: one line per request, never a token"
+cat "$HOME/stand-in.log"
 echo
 echo "demo: done"

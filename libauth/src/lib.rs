@@ -7,9 +7,15 @@
 //! - [`base`]: base URLs under Ollama's rules;
 //! - [`fsutil`]: atomic writes and careful reads of key files;
 //! - [`store`]: where the device key and an API key live (file or OS keyring);
+//! - [`authorized_keys`]: who may sign: OpenSSH authorized_keys files;
+//! - [`verify`]: verdicts on tokens and requests, replay cache, batches;
+//! - [`serve`]: the HTTP verifier of `olm-verify --serve`;
+//! - [`http`]: its small, bounded HTTP/1.1 layer;
+//! - [`standin`]: ollama.com's endpoints over a local key list;
 //! - [`cli`]: the plumbing every `olm-*` binary shares;
 //! - [`generate`]: man pages and shell completions from a tool's clap definition.
 
+pub mod authorized_keys;
 pub mod base;
 pub mod challenge;
 pub mod cli;
@@ -17,9 +23,13 @@ pub mod connect;
 pub mod error;
 pub mod fsutil;
 pub mod generate;
+pub mod http;
 pub mod key;
+pub mod serve;
+pub mod standin;
 pub mod store;
 pub mod token;
+pub mod verify;
 
 pub use base::BaseUrl;
 pub use challenge::{ApiRequest, Challenge, RegistryChallenge};

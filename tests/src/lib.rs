@@ -16,6 +16,8 @@ use std::process::{Command, Stdio};
 
 use tempfile::TempDir;
 
+pub mod serve;
+
 /// Directory holding the built binaries (`target/debug` or `target/release`).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();

@@ -34,7 +34,10 @@ fn long_flags(help: &str) -> Vec<String> {
         if !line.starts_with('-') {
             continue;
         }
-        for word in line.split([' ', ',', '=', '<', '[']) {
+        // The definition, not the description after it (which may mention
+        // other flags in prose).
+        let definition = line.split("  ").next().unwrap_or_default();
+        for word in definition.split([' ', ',', '=', '<', '[']) {
             if let Some(name) = word.strip_prefix("--") {
                 if !name.is_empty() && name != "help" && name != "version" {
                     flags.push(name.to_string());

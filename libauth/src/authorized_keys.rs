@@ -1,0 +1,336 @@
+//! `authorized_keys` files: who may sign.
+//!
+//! The format is OpenSSH's (`sshd(8)`, AUTHORIZED_KEYS FILE FORMAT): one key
+//! per line, `[options] keytype base64 [comment]`; blank lines and lines
+//! starting with `#` are ignored. Options are a comma-separated list without
+//! spaces except inside double quotes. Only `ssh-ed25519` entries matter to
+//! olm; lines of other key types are skipped. A line that cannot be read is
+//! kept as a [`BadLine`] with its number, so a server can log it.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::key::{truncate, PublicKey, ALGORITHM};
+
+/// The largest authorized_keys file olm reads (about 40,000 keys).
+pub const FILE_LIMIT: usize = 4 * 1024 * 1024;
+
+/// One `ssh-ed25519` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The key.
+    pub key: PublicKey,
+    /// The comment after the key (may be empty).
+    pub comment: String,
+    /// 1-based line number in the file.
+    pub line: usize,
+}
+
+/// A line that is neither blank, a comment, nor a readable key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadLine {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong with it.
+    pub why: String,
+}
+
+/// The parsed keys of an authorized_keys file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthorizedKeys {
+    entries: Vec<Entry>,
+    bad: Vec<BadLine>,
+    /// Key bytes → index of its first entry, so a lookup costs the same
+    /// for one key or ten thousand.
+    index: HashMap<[u8; 32], usize>,
+}
+
+impl AuthorizedKeys {
+    /// Parses the text of an authorized_keys file.
+    pub fn parse(text: &str) -> Self {
+        let mut keys = AuthorizedKeys::default();
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            match parse_line(raw) {
+                Line::Skip => {}
+                Line::Key(key, comment) => {
+                    keys.index
+                        .entry(*key.as_bytes())
+                        .or_insert(keys.entries.len());
+                    keys.entries.push(Entry { key, comment, line });
+                }
+                Line::Bad(why) => keys.bad.push(BadLine { line, why }),
+            }
+        }
+        keys
+    }
+
+    /// Reads and parses `path` (at most [`FILE_LIMIT`] bytes, UTF-8).
+    pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with_text(path).map(|(keys, _)| keys)
+    }
+
+    /// [`AuthorizedKeys::load`], also returning the text that was parsed.
+    pub fn load_with_text(path: &Path) -> Result<(Self, String)> {
+        let file = fs::File::open(path)?;
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(Error::Io {
+                kind: io::ErrorKind::IsADirectory,
+                message: "is a directory, not an authorized_keys file".into(),
+            });
+        }
+        // As sshd's StrictModes: a file others can write lets them add a key.
+        if meta.permissions().mode() & 0o022 != 0 {
+            return Err(Error::Io {
+                kind: io::ErrorKind::PermissionDenied,
+                message: format!(
+                    "permissions {:04o} let other users add keys (run chmod go-w on it)",
+                    meta.permissions().mode() & 0o7777
+                ),
+            });
+        }
+        let bytes = fsutil::read_limited(file, FILE_LIMIT)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| Error::Io {
+            kind: io::ErrorKind::InvalidData,
+            message: "is not UTF-8 text".into(),
+        })?;
+        Ok((Self::parse(text), text.to_string()))
+    }
+
+    /// The entry for `key`, if listed.
+    pub fn find(&self, key: &PublicKey) -> Option<&Entry> {
+        self.index
+            .get(key.as_bytes())
+            .and_then(|&i| self.entries.get(i))
+    }
+
+    /// Whether `key` is listed.
+    pub fn contains(&self, key: &PublicKey) -> bool {
+        self.find(key).is_some()
+    }
+
+    /// The `ssh-ed25519` entries, in file order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Lines that could not be read.
+    pub fn bad_lines(&self) -> &[BadLine] {
+        &self.bad
+    }
+}
+
+/// What identifies a version of a file, to notice that it changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+impl FileStamp {
+    /// The stamp of `path` now; `None` when it cannot be read.
+    pub fn of(path: &Path) -> Option<Self> {
+        let m = fs::metadata(path).ok()?;
+        Some(FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        })
+    }
+}
+
+/// Returns `text` with `ssh-ed25519 … comment` appended, or `None` when
+/// `key` is already listed (so nothing changes).
+pub fn with_key_added(text: &str, key: &PublicKey, comment: &str) -> Option<String> {
+    if AuthorizedKeys::parse(text).contains(key) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len() + 120);
+    out.push_str(text);
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&key.to_line());
+    let comment = clean_comment(comment);
+    if !comment.is_empty() {
+        out.push(' ');
+        out.push_str(&comment);
+    }
+    out.push('\n');
+    Some(out)
+}
+
+/// Returns `text` without the lines that list `key`, or `None` when it is
+/// not listed. Every other line is kept as it was.
+pub fn with_key_removed(text: &str, key: &PublicKey) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut removed = false;
+    for raw in text.split_inclusive('\n') {
+        let line = raw.trim_end_matches(['\n', '\r']);
+        if matches!(parse_line(line), Line::Key(k, _) if &k == key) {
+            removed = true;
+        } else {
+            out.push_str(raw);
+        }
+    }
+    removed.then_some(out)
+}
+
+/// A comment safe to put on one authorized_keys line: control characters
+/// become `?`, at most 200 characters.
+pub fn clean_comment(comment: &str) -> String {
+    comment
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(200)
+        .collect()
+}
+
+enum Line {
+    Skip,
+    Key(PublicKey, String),
+    Bad(String),
+}
+
+fn is_key_type(word: &str) -> bool {
+    word.starts_with("ssh-") || word.starts_with("ecdsa-") || word.starts_with("sk-")
+}
+
+fn parse_line(raw: &str) -> Line {
+    let line = raw.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Line::Skip;
+    }
+    let rest = if is_key_type(first_word(line)) {
+        line
+    } else {
+        match skip_options(line) {
+            Some(rest) if is_key_type(first_word(rest)) => rest,
+            Some(_) | None => {
+                return Line::Bad(format!(
+                    "no key type where one was expected in {:?}",
+                    truncate(line, 40)
+                ))
+            }
+        }
+    };
+    let keytype = first_word(rest);
+    if keytype != ALGORITHM {
+        return Line::Skip;
+    }
+    let after_type = rest[keytype.len()..].trim_start();
+    let blob = first_word(after_type);
+    if blob.is_empty() {
+        return Line::Bad("the key field is missing".into());
+    }
+    match PublicKey::from_blob_base64(blob) {
+        Ok(key) => Line::Key(key, after_type[blob.len()..].trim().to_string()),
+        Err(e) => Line::Bad(e.to_string()),
+    }
+}
+
+fn first_word(s: &str) -> &str {
+    s.split_ascii_whitespace().next().unwrap_or("")
+}
+
+/// Skips the options field (spaces allowed only inside double quotes, `\"`
+/// escapes a quote) and the white space after it.
+fn skip_options(line: &str) -> Option<&str> {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            c if c.is_ascii_whitespace() && !in_quotes => return Some(line[i..].trim_start()),
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K1: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIN1vBU/y4xOtTPdcrtyDAvPqiYVhxhqpehCzdTXR32wE";
+    const K2: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIKX6Kh6NHgHImXzbK45wimFx6wlR6dPuqmxTg3JIeVdo";
+
+    fn key(b64: &str) -> PublicKey {
+        PublicKey::from_blob_base64(b64).expect("key")
+    }
+
+    #[test]
+    fn reads_keys_options_comments_and_other_types() {
+        let text = format!(
+            "# a comment\n\n   \nssh-ed25519 {K1} alice@host\n\
+             ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ bob\n\
+             no-pty,command=\"echo hi there\",from=\"10.0.0.1\" ssh-ed25519 {K2} carol\n\
+             ssh-ed25519 !!!notbase64\n\
+             garbage line here\n"
+        );
+        let keys = AuthorizedKeys::parse(&text);
+        assert_eq!(keys.entries().len(), 2);
+        assert_eq!(keys.entries()[0].comment, "alice@host");
+        assert_eq!(keys.entries()[0].line, 4);
+        assert_eq!(keys.entries()[1].key, key(K2));
+        assert_eq!(keys.entries()[1].comment, "carol");
+        assert_eq!(keys.entries()[1].line, 6);
+        assert!(keys.contains(&key(K1)));
+        let bad: Vec<usize> = keys.bad_lines().iter().map(|b| b.line).collect();
+        assert_eq!(bad, vec![7, 8]);
+        assert!(keys.bad_lines()[0].why.contains("base64"));
+    }
+
+    #[test]
+    fn adds_once_and_removes() {
+        let k1 = key(K1);
+        let k2 = key(K2);
+        let text = "# keep me\nssh-ed25519 X broken";
+        let added = with_key_added(text, &k1, "my\nhost").expect("added");
+        assert_eq!(
+            added,
+            format!("# keep me\nssh-ed25519 X broken\nssh-ed25519 {K1} my?host\n")
+        );
+        assert_eq!(with_key_added(&added, &k1, "again"), None);
+        let both = with_key_added(&added, &k2, "").expect("added");
+        let without = with_key_removed(&both, &k1).expect("removed");
+        assert_eq!(
+            without,
+            format!("# keep me\nssh-ed25519 X broken\nssh-ed25519 {K2}\n")
+        );
+        assert_eq!(with_key_removed(&without, &k1), None);
+    }
+
+    #[test]
+    fn loads_files_and_refuses_directories() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("ak");
+        fs::write(&p, format!("ssh-ed25519 {K1}\n")).expect("write");
+        let keys = AuthorizedKeys::load(&p).expect("load");
+        assert!(keys.contains(&key(K1)));
+        assert!(AuthorizedKeys::load(dir.path()).is_err());
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).expect("chmod");
+        let err = AuthorizedKeys::load(&p).unwrap_err().to_string();
+        assert!(err.contains("chmod go-w"), "{err}");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert!(AuthorizedKeys::load(&dir.path().join("missing")).is_err());
+        let s1 = FileStamp::of(&p).expect("stamp");
+        fsutil::write_atomic(&p, b"", 0o600, fsutil::Replace::Allow).expect("replace");
+        assert_ne!(FileStamp::of(&p), Some(s1));
+    }
+}

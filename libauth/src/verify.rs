@@ -1,0 +1,660 @@
+//! Verdicts on signed tokens: the logic `olm-verify` shares between its
+//! command line, `--lines` and the HTTP server.
+//!
+//! A token is refused for exactly one [`Reason`], whose text is what users
+//! read (in an error, a `bad …` line, a server log). The checks run in a fixed
+//! order: the token's form, the request's form, the signature, `ts` against the
+//! clock, the authorized keys, and last the replay cache (so only tokens that
+//! passed everything else are remembered).
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::io;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ed25519_dalek::{Signature, VerifyingKey};
+
+use crate::authorized_keys::{AuthorizedKeys, Entry};
+use crate::challenge::ApiRequest;
+use crate::error::Error;
+use crate::key::{truncate, PublicKey};
+use crate::token::Token;
+
+/// The default `--max-skew`: how far `ts` may be from the clock, in seconds.
+pub const DEFAULT_MAX_SKEW: u64 = 300;
+
+/// Why a token was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The request carried no `Authorization` header.
+    Missing,
+    /// The token is not `KEY:SIGNATURE` in base64; the string says why.
+    MalformedToken(String),
+    /// The key half is not a usable ssh-ed25519 key; the string says why.
+    NotEd25519(String),
+    /// The signature does not verify; with the challenge when it was rebuilt
+    /// from a request (so a user can compare it with what they signed).
+    BadSignature {
+        /// The rebuilt challenge, as text.
+        challenge: Option<String>,
+    },
+    /// The request cannot carry a signed challenge (no `ts`, bad method, …).
+    BadRequest(String),
+    /// `ts` is further in the past than the skew allows.
+    TooOld {
+        /// The request's `ts`.
+        ts: u64,
+        /// Seconds between `ts` and now.
+        age: u64,
+        /// The allowed skew.
+        max_skew: u64,
+    },
+    /// `ts` is further in the future than the skew allows.
+    InFuture {
+        /// The request's `ts`.
+        ts: u64,
+        /// Seconds between now and `ts`.
+        ahead: u64,
+        /// The allowed skew.
+        max_skew: u64,
+    },
+    /// The signer is not listed in the authorized keys file.
+    NotAuthorized {
+        /// The signer's `SHA256:` fingerprint.
+        fingerprint: String,
+        /// The file, as messages show it.
+        file: String,
+    },
+    /// The same token was already accepted within the skew window.
+    Replayed,
+    /// Too many tokens are remembered to check for replay; refused to be safe.
+    ReplayCacheFull,
+    /// A `--lines` input line is not `TOKEN<TAB>CHALLENGE`.
+    MalformedLine(String),
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Missing => f.write_str("no Authorization header"),
+            Reason::MalformedToken(why) => write!(f, "malformed token: {why}"),
+            Reason::NotEd25519(why) => write!(f, "not an ssh-ed25519 key: {why}"),
+            Reason::BadSignature { challenge: None } => {
+                f.write_str("signature does not match this challenge")
+            }
+            Reason::BadSignature { challenge: Some(c) } => write!(
+                f,
+                "signature does not match this challenge (challenge was {:?})",
+                truncate(c, 300)
+            ),
+            Reason::BadRequest(why) => write!(f, "bad request: {why}"),
+            Reason::TooOld { ts, age, max_skew } => {
+                write!(f, "ts {ts} is {age} s old (max skew {max_skew} s)")
+            }
+            Reason::InFuture {
+                ts,
+                ahead,
+                max_skew,
+            } => write!(
+                f,
+                "ts {ts} is {ahead} s in the future (max skew {max_skew} s)"
+            ),
+            Reason::NotAuthorized { fingerprint, file } => {
+                write!(f, "key {fingerprint} is not in {file}")
+            }
+            Reason::Replayed => f.write_str("replayed token"),
+            Reason::ReplayCacheFull => {
+                f.write_str("too many recent tokens to check for replay; try again later")
+            }
+            Reason::MalformedLine(why) => write!(f, "malformed line: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Reason {}
+
+impl From<Error> for Reason {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::TokenFormat(why) => Reason::MalformedToken(why),
+            Error::PublicKeyFormat(why) => Reason::NotEd25519(why),
+            Error::BadSignature => Reason::BadSignature { challenge: None },
+            Error::Request(why) => Reason::BadRequest(why),
+            other => Reason::MalformedToken(other.to_string()),
+        }
+    }
+}
+
+/// The current Unix time in whole seconds.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Reads a token (or an `Authorization` value, `Bearer` or not) from bytes
+/// and refuses weak (small-order) keys, which no honest signer has.
+pub fn parse_token(text: &[u8]) -> Result<Token, Reason> {
+    let text = std::str::from_utf8(text)
+        .map_err(|_| Reason::MalformedToken("the token is not ASCII text".into()))?;
+    if let Some(c) = text.chars().find(|c| c.is_control() && *c != '\t') {
+        return Err(Reason::MalformedToken(format!(
+            "the token holds the control character {c:?}"
+        )));
+    }
+    let token = Token::from_header(text)?;
+    if token.public_key().verifying_key().is_weak() {
+        return Err(Reason::NotEd25519(
+            "the key is a weak (small-order) point".into(),
+        ));
+    }
+    Ok(token)
+}
+
+/// Checks a token over exact challenge bytes (strict RFC 8032 verification).
+pub fn verify_token(text: &[u8], challenge: &[u8]) -> Result<Token, Reason> {
+    let token = parse_token(text)?;
+    token.verify(challenge)?;
+    Ok(token)
+}
+
+/// Checks `ts` against `now`: at most `max_skew` seconds either way.
+pub fn check_ts(ts: u64, now: u64, max_skew: u64) -> Result<(), Reason> {
+    if now > ts && now - ts > max_skew {
+        return Err(Reason::TooOld {
+            ts,
+            age: now - ts,
+            max_skew,
+        });
+    }
+    if ts > now && ts - now > max_skew {
+        return Err(Reason::InFuture {
+            ts,
+            ahead: ts - now,
+            max_skew,
+        });
+    }
+    Ok(())
+}
+
+/// A token that verified against a request, with the request's `ts`.
+#[derive(Clone, Debug)]
+pub struct SignedRequest {
+    /// The token.
+    pub token: Token,
+    /// The `ts` from the request's query.
+    pub ts: u64,
+}
+
+/// Checks an `Authorization` value against `METHOD,<request-URI as
+/// received>` (PROTOCOL.md §3a) and `ts` against `now`.
+///
+/// A token that cannot be read is refused before the request is looked at;
+/// a token whose signature does not match names the rebuilt challenge.
+pub fn verify_request(
+    authorization: &[u8],
+    method: &str,
+    request_uri: &str,
+    now: u64,
+    max_skew: u64,
+) -> Result<SignedRequest, Reason> {
+    let token = parse_token(authorization)?;
+    let (challenge, ts) = ApiRequest::received(method, request_uri)?;
+    token
+        .verify(challenge.as_bytes())
+        .map_err(|_| Reason::BadSignature {
+            challenge: Some(String::from_utf8_lossy(challenge.as_bytes()).into_owned()),
+        })?;
+    check_ts(ts, now, max_skew)?;
+    Ok(SignedRequest { token, ts })
+}
+
+/// Requires `key` to be listed in `keys` (read from `file`, as shown).
+pub fn authorize<'a>(
+    keys: &'a AuthorizedKeys,
+    file: &str,
+    key: &PublicKey,
+) -> Result<&'a Entry, Reason> {
+    keys.find(key).ok_or_else(|| Reason::NotAuthorized {
+        fingerprint: key.fingerprint(),
+        file: file.to_string(),
+    })
+}
+
+/// Tokens accepted recently, to refuse a second use (replay).
+///
+/// Keyed by the 64-byte signature: strict verification admits one signature
+/// per key and challenge, so a token cannot be altered and still verify.
+/// An entry lives until its `ts` is older than the skew window, after which
+/// the `ts` check refuses the token anyway. Memory is bounded by
+/// `capacity`; when full, new tokens are refused
+/// ([`Reason::ReplayCacheFull`]) rather than let a replay through.
+#[derive(Debug)]
+pub struct ReplayCache {
+    window: u64,
+    capacity: usize,
+    seen: HashMap<[u8; 64], u64>,
+    by_expiry: BTreeSet<(u64, [u8; 64])>,
+}
+
+impl ReplayCache {
+    /// The default capacity: 250,000 tokens (over 800 requests a second
+    /// with the default skew), about 50 MiB at most.
+    pub const DEFAULT_CAPACITY: usize = 250_000;
+
+    /// A cache for tokens valid `window` seconds either side of their `ts`.
+    pub fn new(window: u64, capacity: usize) -> Self {
+        ReplayCache {
+            window,
+            capacity,
+            seen: HashMap::new(),
+            by_expiry: BTreeSet::new(),
+        }
+    }
+
+    /// Remembers `signature` (of a token with `ts`), or refuses it when it
+    /// was seen already.
+    pub fn check_and_remember(
+        &mut self,
+        signature: &Signature,
+        ts: u64,
+        now: u64,
+    ) -> Result<(), Reason> {
+        self.purge(now);
+        let sig = signature.to_bytes();
+        if self.seen.contains_key(&sig) {
+            return Err(Reason::Replayed);
+        }
+        if self.seen.len() >= self.capacity {
+            return Err(Reason::ReplayCacheFull);
+        }
+        let expiry = ts.saturating_add(self.window);
+        self.seen.insert(sig, expiry);
+        self.by_expiry.insert((expiry, sig));
+        Ok(())
+    }
+
+    /// How many tokens are remembered.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether no token is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    fn purge(&mut self, now: u64) {
+        while let Some(&(expiry, sig)) = self.by_expiry.first() {
+            if expiry >= now {
+                break;
+            }
+            self.by_expiry.pop_first();
+            self.seen.remove(&sig);
+        }
+    }
+}
+
+/// How many `--lines` items are verified in one batch.
+pub const BATCH_SIZE: usize = 64;
+
+/// Verifies many `(token, challenge)` pairs, in order, one verdict each.
+///
+/// With `batch`, tokens that parse (and whose keys are not weak) are checked
+/// together with Ed25519 batch verification (about twice as fast as one by
+/// one); when the batch fails, each is checked alone with strict
+/// verification to find which ones are bad. Without `batch`, each is checked
+/// alone. The verdicts are the same either way; a caller that saw a batch
+/// fail does better checking the next items one by one (see [`run_lines`]).
+///
+/// Subtlety: batch verification uses the cofactored equation, single
+/// verification (`verify_strict`) the cofactorless one. They agree on every
+/// signature an honest signer makes; they differ only on signatures whose `R`
+/// or key carries a small-order component, which only the key's owner can
+/// make (it proves nothing new about who signed). Weak keys are refused
+/// before batching, so a batch never accepts a key the single path refuses.
+pub fn verify_many(items: &[(&[u8], &[u8])], batch: bool) -> Vec<Result<PublicKey, Reason>> {
+    let mut out: Vec<Result<PublicKey, Reason>> = Vec::with_capacity(items.len());
+    let mut parsed: Vec<(usize, Token)> = Vec::with_capacity(items.len());
+    for (i, (token, _)) in items.iter().enumerate() {
+        match parse_token(token) {
+            Ok(t) => {
+                out.push(Ok(*t.public_key()));
+                parsed.push((i, t));
+            }
+            Err(r) => out.push(Err(r)),
+        }
+    }
+    if batch && parsed.len() >= 2 {
+        let messages: Vec<&[u8]> = parsed.iter().map(|(i, _)| items[*i].1).collect();
+        let signatures: Vec<Signature> = parsed.iter().map(|(_, t)| *t.signature()).collect();
+        let keys: Vec<VerifyingKey> = parsed
+            .iter()
+            .map(|(_, t)| *t.public_key().verifying_key())
+            .collect();
+        if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+            return out;
+        }
+    }
+    for (i, token) in &parsed {
+        if let Err(e) = token.verify(items[*i].1) {
+            out[*i] = Err(e.into());
+        }
+    }
+    out
+}
+
+/// The longest `--lines` input line read; longer lines get a `bad` verdict.
+pub const LINE_LIMIT: usize = 64 * 1024;
+
+/// `olm-verify --lines`: reads `TOKEN<TAB>CHALLENGE` lines from `input` and
+/// writes one verdict per line to `output`, in order: `ok <public key line>`
+/// or `bad <reason>`. With `keys` (and the file as shown), signers must be
+/// listed. Returns whether every line was `ok`.
+///
+/// Lines are verified [`BATCH_SIZE`] at a time, in batches while they
+/// verify, one by one after a batch failed (see [`verify_many`]).
+///
+/// The challenge is every byte after the first TAB, up to (not including)
+/// the `\n`. Lines over [`LINE_LIMIT`] bytes are `bad` and skipped, so
+/// memory stays bounded whatever the input.
+pub fn run_lines(
+    input: &mut impl io::BufRead,
+    output: &mut impl io::Write,
+    keys: Option<(&AuthorizedKeys, &str)>,
+) -> io::Result<bool> {
+    let mut all_ok = true;
+    let mut batch = true;
+    let mut lines: Vec<Result<Vec<u8>, Reason>> = Vec::with_capacity(BATCH_SIZE);
+    loop {
+        lines.clear();
+        while lines.len() < BATCH_SIZE {
+            match read_line(input, LINE_LIMIT)? {
+                None => break,
+                Some(l) => lines.push(l),
+            }
+        }
+        if lines.is_empty() {
+            break;
+        }
+        // Split the well-formed lines, verify them as one batch.
+        let mut items: Vec<(&[u8], &[u8])> = Vec::with_capacity(lines.len());
+        let mut slots: Vec<Result<usize, Reason>> = Vec::with_capacity(lines.len());
+        for line in &lines {
+            match line {
+                Err(r) => slots.push(Err(r.clone())),
+                Ok(bytes) => match bytes.iter().position(|&b| b == b'\t') {
+                    None => slots.push(Err(Reason::MalformedLine(
+                        "no TAB between token and challenge".into(),
+                    ))),
+                    Some(tab) => {
+                        slots.push(Ok(items.len()));
+                        items.push((&bytes[..tab], &bytes[tab + 1..]));
+                    }
+                },
+            }
+        }
+        let verdicts = verify_many(&items, batch);
+        // Batches pay while nearly everything verifies; after a failed one,
+        // check one by one until a whole chunk verifies again.
+        let signatures_ok = verdicts
+            .iter()
+            .all(|v| !matches!(v, Err(Reason::BadSignature { .. })));
+        batch = signatures_ok;
+        let mut out = Vec::with_capacity(lines.len() * 80);
+        for slot in slots {
+            let verdict = slot
+                .and_then(|i| verdicts[i].clone())
+                .and_then(|key| match keys {
+                    Some((list, file)) => authorize(list, file, &key).map(|_| key),
+                    None => Ok(key),
+                });
+            match verdict {
+                Ok(key) => {
+                    out.extend_from_slice(b"ok ");
+                    out.extend_from_slice(key.to_line().as_bytes());
+                }
+                Err(reason) => {
+                    all_ok = false;
+                    out.extend_from_slice(b"bad ");
+                    out.extend_from_slice(reason.to_string().replace(['\n', '\r'], " ").as_bytes());
+                }
+            }
+            out.push(b'\n');
+        }
+        output.write_all(&out)?;
+    }
+    output.flush()?;
+    Ok(all_ok)
+}
+
+/// Reads one line without its `\n`: `None` at the end of input, `Err` for a
+/// line over `limit` bytes (whose rest is skipped).
+fn read_line(
+    input: &mut impl io::BufRead,
+    limit: usize,
+) -> io::Result<Option<Result<Vec<u8>, Reason>>> {
+    let mut line = Vec::new();
+    let mut any = false;
+    let mut too_long = false;
+    loop {
+        let available = match input.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break;
+        }
+        any = true;
+        let (chunk, used, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..i], i + 1, true),
+            None => (available, available.len(), false),
+        };
+        if !too_long {
+            if line.len() + chunk.len() > limit {
+                too_long = true;
+                line = Vec::new();
+            } else {
+                line.extend_from_slice(chunk);
+            }
+        }
+        input.consume(used);
+        if done {
+            break;
+        }
+    }
+    if !any {
+        return Ok(None);
+    }
+    if too_long {
+        return Ok(Some(Err(Reason::MalformedLine(format!(
+            "longer than {limit} bytes"
+        )))));
+    }
+    Ok(Some(Ok(line)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::PrivateKey;
+
+    fn key(n: u8) -> PrivateKey {
+        PrivateKey::from_seed(&[n; 32], "").expect("seed")
+    }
+
+    #[test]
+    fn reasons_read_as_documented() {
+        let r = Reason::TooOld {
+            ts: 1700000000,
+            age: 512,
+            max_skew: 300,
+        };
+        assert_eq!(r.to_string(), "ts 1700000000 is 512 s old (max skew 300 s)");
+        let r = Reason::BadSignature {
+            challenge: Some("GET,/x?ts=1".into()),
+        };
+        assert_eq!(
+            r.to_string(),
+            "signature does not match this challenge (challenge was \"GET,/x?ts=1\")"
+        );
+        assert_eq!(Reason::Replayed.to_string(), "replayed token");
+    }
+
+    #[test]
+    fn ts_skew_both_ways() {
+        assert!(check_ts(1000, 1000, 0).is_ok());
+        assert!(check_ts(700, 1000, 300).is_ok());
+        assert!(check_ts(1300, 1000, 300).is_ok());
+        assert!(matches!(
+            check_ts(699, 1000, 300),
+            Err(Reason::TooOld { age: 301, .. })
+        ));
+        assert!(matches!(
+            check_ts(1301, 1000, 300),
+            Err(Reason::InFuture { ahead: 301, .. })
+        ));
+    }
+
+    #[test]
+    fn requests_verify_with_their_reason() {
+        let k = key(1);
+        let req = ApiRequest::new("GET", "/api/tags", 1000).expect("req");
+        let token = Token::sign(&k, req.challenge().as_bytes()).to_string();
+        let uri = req.request_uri();
+        let ok = verify_request(token.as_bytes(), "GET", &uri, 1010, 300).expect("valid");
+        assert_eq!(ok.ts, 1000);
+        let bearer = format!("Bearer {token}");
+        assert!(verify_request(bearer.as_bytes(), "GET", &uri, 1000, 300).is_ok());
+        assert!(matches!(
+            verify_request(token.as_bytes(), "POST", &uri, 1000, 300),
+            Err(Reason::BadSignature { challenge: Some(c) }) if c == "POST,/api/tags?ts=1000"
+        ));
+        assert!(matches!(
+            verify_request(token.as_bytes(), "GET", &uri, 2000, 300),
+            Err(Reason::TooOld { .. })
+        ));
+        assert!(matches!(
+            verify_request(token.as_bytes(), "GET", "/api/tags", 1000, 300),
+            Err(Reason::BadRequest(_))
+        ));
+        assert!(matches!(
+            verify_request(b"\xff\xfe", "GET", &uri, 1000, 300),
+            Err(Reason::MalformedToken(_))
+        ));
+    }
+
+    #[test]
+    fn weak_keys_are_refused() {
+        // The identity point: a small-order key that "verifies" anything
+        // under lax rules.
+        let mut blob = key(1).public_key().blob();
+        blob[19..].copy_from_slice(&{
+            let mut b = [0u8; 32];
+            b[0] = 1;
+            b
+        });
+        let pk = PublicKey::from_blob(&blob).expect("decodes");
+        let text = format!("{}:{}", pk.blob_base64(), "A".repeat(86) + "==");
+        assert!(matches!(
+            parse_token(text.as_bytes()),
+            Err(Reason::NotEd25519(_))
+        ));
+    }
+
+    #[test]
+    fn replay_cache_refuses_seconds_uses_and_forgets_old_ones() {
+        let mut cache = ReplayCache::new(300, 2);
+        let k = key(2);
+        let a = k.sign(b"a");
+        let b = k.sign(b"b");
+        let c = k.sign(b"c");
+        cache.check_and_remember(&a, 1000, 1000).expect("first");
+        assert_eq!(
+            cache.check_and_remember(&a, 1000, 1001),
+            Err(Reason::Replayed)
+        );
+        cache.check_and_remember(&b, 1100, 1001).expect("b");
+        assert_eq!(
+            cache.check_and_remember(&c, 1000, 1002),
+            Err(Reason::ReplayCacheFull)
+        );
+        // a expires after 1300; then c fits.
+        cache.check_and_remember(&c, 1301, 1301).expect("c");
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn batches_agree_with_single_verification() {
+        let keys: Vec<PrivateKey> = (1..=5).map(key).collect();
+        let challenges: Vec<Vec<u8>> = (0..10).map(|i| format!("c{i}").into_bytes()).collect();
+        let mut tokens: Vec<Vec<u8>> = challenges
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Token::sign(&keys[i % 5], c).to_string().into_bytes())
+            .collect();
+        let items: Vec<(&[u8], &[u8])> = tokens
+            .iter()
+            .zip(&challenges)
+            .map(|(t, c)| (t.as_slice(), c.as_slice()))
+            .collect();
+        assert!(verify_many(&items, true).iter().all(Result::is_ok));
+        // Swap two tokens and break a third: exactly those are refused.
+        tokens.swap(2, 3);
+        tokens[7] = b"junk".to_vec();
+        let items: Vec<(&[u8], &[u8])> = tokens
+            .iter()
+            .zip(&challenges)
+            .map(|(t, c)| (t.as_slice(), c.as_slice()))
+            .collect();
+        let verdicts = verify_many(&items, true);
+        assert_eq!(verdicts, verify_many(&items, false));
+        for (i, v) in verdicts.iter().enumerate() {
+            match i {
+                2 | 3 => assert_eq!(v, &Err(Reason::BadSignature { challenge: None })),
+                7 => assert!(matches!(v, Err(Reason::MalformedToken(_)))),
+                _ => assert_eq!(v, &Ok(keys[i % 5].public_key())),
+            }
+        }
+    }
+
+    #[test]
+    fn lines_give_one_verdict_each_in_order() {
+        let k = key(3);
+        let good = Token::sign(&k, b"a\tb").to_string();
+        let mut input = Vec::new();
+        input.extend_from_slice(format!("{good}\ta\tb\n").as_bytes());
+        input.extend_from_slice(b"no tab here\n");
+        input.extend_from_slice(&vec![b'x'; LINE_LIMIT + 10]);
+        input.push(b'\n');
+        input.extend_from_slice(format!("{good}\ta\tc").as_bytes());
+        let mut out = Vec::new();
+        let ok = run_lines(&mut &input[..], &mut out, None).expect("io");
+        assert!(!ok);
+        let text = String::from_utf8(out).expect("utf8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines[0], format!("ok {}", k.public_key().to_line()));
+        assert_eq!(
+            lines[1],
+            "bad malformed line: no TAB between token and challenge"
+        );
+        assert_eq!(
+            lines[2],
+            format!("bad malformed line: longer than {LINE_LIMIT} bytes")
+        );
+        assert_eq!(lines[3], "bad signature does not match this challenge");
+        // Listed keys only.
+        let listed = AuthorizedKeys::parse("");
+        let mut out = Vec::new();
+        let line = format!("{good}\ta\tb\n");
+        let ok = run_lines(&mut line.as_bytes(), &mut out, Some((&listed, "ak"))).expect("io");
+        assert!(!ok);
+        assert!(String::from_utf8(out)
+            .expect("utf8")
+            .starts_with("bad key SHA256:"));
+    }
+}

@@ -1,0 +1,203 @@
+//! olm-verify: check Ollama-signed tokens and requests, on the command line
+//! or as an HTTP auth server (`--serve`), optionally standing in for
+//! ollama.com (`--stand-in`).
+
+use std::io::{self, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use libauth::authorized_keys::AuthorizedKeys;
+use libauth::base::split_absolute;
+use libauth::cli::{self, CliError};
+use libauth::serve::{Config, Limits, Server};
+use libauth::verify::{self, Reason, DEFAULT_MAX_SKEW};
+
+const TOOL: &str = "olm-verify";
+
+/// The most stdin bytes read as one challenge.
+const INPUT_LIMIT: usize = 1024 * 1024;
+
+/// Verify Ollama-signed tokens and requests.
+#[derive(Parser, Debug)]
+#[command(name = TOOL, version, after_help = "\
+Examples:
+  printf 'POST,/api/me?ts=1700000000' | olm-verify --token \"$token\"
+  ts=$(date +%s); h=$(olm-sign -X GET /api/tags --ts $ts --format header)
+  olm-verify --header \"$h\" -X GET \"/api/tags?ts=$ts\"
+  olm-verify --token \"$token\" -X GET \"/api/tags?ts=$ts\" --authorized-keys ~/.ssh/authorized_keys
+  paste tokens.txt challenges.txt | olm-verify --lines      # ok KEYLINE / bad REASON per line
+  olm-verify --serve 127.0.0.1:8181 --authorized-keys /etc/olm/authorized_keys
+  olm-verify --serve 127.0.0.1:0 --stand-in --authorized-keys ./authorized_keys")]
+struct Cli {
+    /// The token to check (`KEY:SIGNATURE`, `Bearer` allowed).
+    #[arg(long, value_name = "TOKEN", conflicts_with_all = ["header", "lines", "serve"])]
+    token: Option<String>,
+    /// The token as an `Authorization: …` header line (or its value).
+    #[arg(long, value_name = "HEADER", conflicts_with_all = ["lines", "serve"])]
+    header: Option<String>,
+    /// Rebuild the challenge from a request (`METHOD,<request-URI>`) and check
+    /// its `ts` against the clock, instead of reading the challenge on stdin.
+    /// URI is the request-URI as sent (with `ts`), or an absolute URL.
+    #[arg(short = 'X', long = "request", num_args = 2, value_names = ["METHOD", "URI"], conflicts_with_all = ["lines", "serve"])]
+    request: Option<Vec<String>>,
+    /// How far `ts` may be from the clock, either way, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MAX_SKEW)]
+    max_skew: u64,
+    /// Also require the signer to be listed in FILE (authorized_keys lines;
+    /// options and comments allowed, only ssh-ed25519 keys count).
+    #[arg(long, value_name = "FILE")]
+    authorized_keys: Option<PathBuf>,
+    /// Read `TOKEN<TAB>CHALLENGE` lines on stdin; print `ok <public key line>`
+    /// or `bad <reason>` for each, in order. Exit 1 if any is bad.
+    #[arg(long)]
+    lines: bool,
+    /// Run an HTTP verifier on ADDR (e.g. 127.0.0.1:8181; port 0 picks one).
+    /// Prints its URL on stdout once listening; logs on stderr.
+    #[arg(long, value_name = "ADDR")]
+    serve: Option<String>,
+    /// With --serve: also answer ollama.com's /connect, /api/me and
+    /// DELETE /api/user/keys/… over the authorized keys file (kept in memory
+    /// without one), for development.
+    #[arg(long, requires = "serve")]
+    stand_in: bool,
+}
+
+fn main() -> ExitCode {
+    let args: Cli = cli::parse(TOOL);
+    cli::run(TOOL, || run(args))
+}
+
+fn run(args: Cli) -> anyhow::Result<()> {
+    if let Some(addr) = &args.serve {
+        return serve(&args, addr);
+    }
+    let keys = match &args.authorized_keys {
+        Some(path) => Some((load_keys(path)?, cli::quote(path))),
+        None => None,
+    };
+    let keys = keys.as_ref().map(|(k, shown)| (k, shown.as_str()));
+    if args.lines {
+        let mut input = BufReader::with_capacity(64 * 1024, io::stdin().lock());
+        let mut output = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
+        let all_ok = verify::run_lines(&mut input, &mut output, keys)?;
+        if !all_ok {
+            // The verdicts say why; the status says that some were bad.
+            return Err(CliError::failed("some tokens did not verify (see the bad lines)").into());
+        }
+        return Ok(());
+    }
+    let token =
+        match (&args.token, &args.header) {
+            (Some(t), None) => t.as_str(),
+            (None, Some(h)) => h.as_str(),
+            _ => return Err(CliError::bad_input("no token to verify")
+                .hint(
+                    "give --token TOKEN or --header 'Authorization: …', or use --lines or --serve",
+                )
+                .into()),
+        };
+    let key = match &args.request {
+        Some(request) => {
+            let [method, uri] = request.as_slice() else {
+                return Err(CliError::bad_input("-X takes METHOD and URI").into());
+            };
+            let uri = if uri.contains("://") {
+                split_absolute(uri)
+                    .map_err(|e| CliError::about("the URL", e))?
+                    .1
+            } else {
+                uri.clone()
+            };
+            let method = method.to_ascii_uppercase();
+            verify::verify_request(
+                token.as_bytes(),
+                &method,
+                &uri,
+                verify::now(),
+                args.max_skew,
+            )
+            .map_err(refused)?
+            .token
+        }
+        None => {
+            if cli::stdin_is_terminal() {
+                return Err(CliError::bad_input("no challenge: stdin is a terminal")
+                    .hint("pipe the exact signed bytes in (printf '…' | olm-verify --token …), or use -X METHOD URI")
+                    .into());
+            }
+            let challenge = cli::read_stdin(INPUT_LIMIT)?;
+            verify::verify_token(token.as_bytes(), &challenge).map_err(refused)?
+        }
+    };
+    let key = *key.public_key();
+    if let Some((list, shown)) = keys {
+        verify::authorize(list, shown, &key).map_err(refused)?;
+    }
+    cli::print_line(&key.to_line())?;
+    Ok(())
+}
+
+fn load_keys(path: &Path) -> anyhow::Result<AuthorizedKeys> {
+    let keys = AuthorizedKeys::load(path).map_err(|e| CliError::about(cli::quote(path), e))?;
+    for bad in keys.bad_lines() {
+        eprintln!(
+            "{TOOL}: warning: {} line {}: {}",
+            cli::quote(path),
+            bad.line,
+            bad.why
+        );
+    }
+    Ok(keys)
+}
+
+/// A refusal as the user reads it: exit 1, with a hint where one helps.
+fn refused(reason: Reason) -> anyhow::Error {
+    let hint = match &reason {
+        Reason::BadRequest(_) => return CliError::bad_input(reason.to_string())
+            .hint(
+                "give the request-URI as sent, with its ts, e.g. -X GET '/api/tags?ts=1700000000'",
+            )
+            .into(),
+        Reason::BadSignature { challenge: None } => {
+            Some("the challenge on stdin must be the exact bytes signed (printf, not echo)")
+        }
+        Reason::TooOld { .. } | Reason::InFuture { .. } => {
+            Some("sign a fresh request, check both clocks, or allow more with --max-skew")
+        }
+        Reason::NotAuthorized { .. } => {
+            Some("add the signer's public key line to the authorized keys file")
+        }
+        _ => None,
+    };
+    let err = CliError::failed(reason.to_string());
+    match hint {
+        Some(h) => err.hint(h).into(),
+        None => err.into(),
+    }
+}
+
+fn serve(args: &Cli, addr: &str) -> anyhow::Result<()> {
+    let config = Config {
+        addr: addr.to_string(),
+        authorized_keys: args.authorized_keys.clone(),
+        stand_in: args.stand_in,
+        max_skew: args.max_skew,
+        limits: Limits::default(),
+    };
+    if config.authorized_keys.is_none() && !config.stand_in {
+        return Err(CliError::bad_input(
+            "--serve needs --authorized-keys FILE: only the keys listed there get in",
+        )
+        .hint("add --authorized-keys FILE, or --stand-in to try it out")
+        .into());
+    }
+    let server = Server::bind(&config).map_err(|e| match e.exit_kind() {
+        libauth::ExitKind::Failed => CliError::failed(e.to_string()),
+        libauth::ExitKind::BadInput => CliError::bad_input(e.to_string()),
+    })?;
+    // The one line on stdout: scripts read the port from it.
+    cli::print_line(server.url())?;
+    server.run_until_signal()?;
+    Ok(())
+}
