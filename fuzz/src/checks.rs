@@ -206,3 +206,53 @@ pub fn request(data: &[u8]) {
         }
     }
 }
+
+/// `authorized_keys`: the whole input is a file's text. Parsing never
+/// panics; every entry and bad line has a line number in the file; adding a
+/// key then finds it, and removing it again leaves every other entry as it
+/// was.
+pub fn authorized_keys(data: &[u8]) {
+    use libauth::authorized_keys::{
+        clean_comment, with_key_added, with_key_removed, AuthorizedKeys,
+    };
+    let text = String::from_utf8_lossy(data);
+    let parsed = AuthorizedKeys::parse(&text);
+    let lines = text.lines().count();
+    for e in parsed.entries() {
+        assert!(e.line >= 1 && e.line <= lines, "entry line {}", e.line);
+    }
+    for b in parsed.bad_lines() {
+        assert!(b.line >= 1 && b.line <= lines, "bad line {}", b.line);
+        assert!(b.why.len() <= MESSAGE_LIMIT, "message too long: {}", b.why);
+    }
+    let key = rfc8032_key();
+    let comment = text.lines().next().unwrap_or_default();
+    let cleaned = clean_comment(comment);
+    assert!(cleaned.chars().count() <= 200);
+    assert!(!cleaned.chars().any(char::is_control));
+    let others = |keys: &AuthorizedKeys| -> Vec<(String, String)> {
+        keys.entries()
+            .iter()
+            .filter(|e| e.key != key)
+            .map(|e| (e.key.to_line(), e.comment.clone()))
+            .collect()
+    };
+    match with_key_added(&text, &key, comment) {
+        None => assert!(parsed.contains(&key)),
+        Some(added) => {
+            assert!(!parsed.contains(&key));
+            let after = AuthorizedKeys::parse(&added);
+            assert!(after.contains(&key), "an added key is found");
+            assert_eq!(others(&after), others(&parsed), "adding keeps the rest");
+            let removed = with_key_removed(&added, &key).expect("the added key is removed");
+            let again = AuthorizedKeys::parse(&removed);
+            assert!(!again.contains(&key));
+            assert_eq!(others(&again), others(&parsed), "removing keeps the rest");
+        }
+    }
+    if let Some(removed) = with_key_removed(&text, &key) {
+        let again = AuthorizedKeys::parse(&removed);
+        assert!(!again.contains(&key), "every line of the key is removed");
+        assert_eq!(others(&again), others(&parsed));
+    }
+}

@@ -32,11 +32,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, replace: Replace) -> R
     let mut tmp = tempfile::Builder::new()
         .prefix(".olm-")
         .permissions(fs::Permissions::from_mode(mode))
-        .tempfile_in(dir)?;
+        .tempfile_in(dir)
+        .map_err(without_temp_path)?;
     // The umask may have narrowed the mode; set it exactly.
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))?;
-    tmp.write_all(bytes)?;
+    tmp.write_all(bytes).map_err(without_temp_path)?;
     tmp.as_file().sync_all()?;
     match replace {
         Replace::Allow => {
@@ -54,6 +55,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, replace: Replace) -> R
     }
     File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+/// tempfile adds `at path "<temporary file>"` to its errors, a name that is
+/// gone by the time a user reads it (and says nothing the caller's file
+/// name does not): keep the operating system's error alone.
+fn without_temp_path(e: io::Error) -> Error {
+    let mut message = e.to_string();
+    if let Some(at) = message.rfind(" at path \"") {
+        message.truncate(at);
+    }
+    Error::Io {
+        kind: e.kind(),
+        message,
+    }
 }
 
 /// Reads a private key file: refuses directories, files over
@@ -115,6 +130,29 @@ mod tests {
         );
         // No temporary files are left behind.
         assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 1);
+    }
+
+    #[test]
+    fn errors_do_not_name_temporary_files() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let err = write_atomic(
+            &dir.path().join("gone").join("k"),
+            b"x",
+            0o600,
+            Replace::Never,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Io {
+                    kind: io::ErrorKind::NotFound,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(!err.to_string().contains(".olm-"), "{err}");
     }
 
     #[test]

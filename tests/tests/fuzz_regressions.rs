@@ -51,6 +51,11 @@ fn request_inputs() {
 }
 
 #[test]
+fn authorized_keys_inputs() {
+    run_all("authorized_keys", checks::authorized_keys);
+}
+
+#[test]
 fn ssh_key_label_errors_do_not_quote_the_file() {
     // The fuzzer's finding, spelled out: a damaged key whose cipher-name
     // field holds key-like text; the message must not repeat it.
