@@ -76,5 +76,35 @@ me
 
 step "the stand-in's log: one line per request, never a token"
 cat "$HOME/stand-in.log"
+
+# Sign in and out with olm-whoami and olm-revoke.
+export OLLAMA_CLOUD_BASE_URL=$base
+
+step "curl \"\$(olm-connect-url --name demo-box)\"   # connect the key again"
+curl -sS "$(olm-connect-url --name demo-box </dev/null)"
+echo
+
+step "olm-whoami   # signed in: exit 0"
+olm-whoami
+
+step "cp ~/.ollama/id_ed25519 ~/old.key; olm-revoke   # sign out, remove the key"
+cp "$HOME/.ollama/id_ed25519" "$HOME/old.key"
+olm-revoke
+
+step "olm-whoami   # no key here any more: exit 1"
+if olm-whoami; then
+  echo "demo: olm-whoami succeeded after olm-revoke" >&2
+  exit 1
+else
+  echo "(exit $?)"
+fi
+
+step "olm-whoami -k ~/old.key   # the stand-in forgot the old key: exit 1"
+if olm-whoami -k "$HOME/old.key"; then
+  echo "demo: the revoked key is still signed in" >&2
+  exit 1
+else
+  echo "(exit $?)"
+fi
 echo
 echo "demo: done"

@@ -370,3 +370,57 @@ pub fn read_stdin_text(limit: usize) -> anyhow::Result<Zeroizing<String>> {
 pub fn note(tool: &str, message: impl fmt::Display) {
     let _ = writeln!(io::stderr().lock(), "{tool}: note: {message}");
 }
+
+/// Flags of the tools that talk to ollama.com: `--base`, `--timeout`,
+/// `--connect-timeout`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct NetArgs {
+    /// Base URL of ollama.com or a stand-in (default: OLLAMA_CLOUD_BASE_URL,
+    /// else https://ollama.com); scheme and host only, http for loopback only.
+    #[arg(long, value_name = "URL")]
+    pub base: Option<String>,
+    /// Give up on a request after SECONDS (default 15).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
+    /// Give up connecting after SECONDS (default 5, never more than --timeout).
+    #[arg(long = "connect-timeout", value_name = "SECONDS", value_parser = parse_timeout)]
+    pub connect_timeout: Option<std::time::Duration>,
+}
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    crate::client::parse_seconds(s).map_err(|e| match e {
+        Error::Request(why) => why,
+        other => other.to_string(),
+    })
+}
+
+impl NetArgs {
+    /// The base URL: `--base`, else `OLLAMA_CLOUD_BASE_URL`, else ollama.com.
+    /// Checked here, before anything is sent.
+    pub fn base_url(&self) -> anyhow::Result<crate::BaseUrl> {
+        let what = if self.base.is_some() {
+            "--base"
+        } else {
+            crate::base::BASE_ENV
+        };
+        crate::BaseUrl::from_flag_or_env(self.base.as_deref())
+            .map_err(|e| CliError::about(what, e).into())
+    }
+
+    /// The timeouts the flags ask for.
+    pub fn timeouts(&self) -> crate::Timeouts {
+        let mut t = match self.timeout {
+            Some(overall) => crate::Timeouts::with_overall(overall),
+            None => crate::Timeouts::default(),
+        };
+        if let Some(c) = self.connect_timeout {
+            t.connect = c.min(t.overall);
+        }
+        t
+    }
+
+    /// A client for the base URL with these timeouts (no connection yet).
+    pub fn client(&self) -> anyhow::Result<crate::Client> {
+        Ok(crate::Client::new(&self.base_url()?).with_timeouts(self.timeouts()))
+    }
+}

@@ -62,6 +62,15 @@ pub enum Error {
     /// A file that should be written already exists and holds something else.
     #[error("already exists")]
     Exists,
+    /// A request to a server (ollama.com, a stand-in, the local Ollama) got
+    /// no usable answer: which server, and what happened.
+    #[error("{server}: {failure}")]
+    Remote {
+        /// The server, `scheme://host[:port]`.
+        server: String,
+        /// What went wrong.
+        failure: crate::client::RemoteFailure,
+    },
     /// `HOME` is not set, so the file store has no `~/.ollama` folder.
     #[error("HOME is not set, so there is no ~/.ollama folder")]
     NoHome,
@@ -135,6 +144,7 @@ impl Error {
             | Error::NoSecretService { .. }
             | Error::Keyring(_) => ExitKind::Failed,
             Error::At { error, .. } => error.exit_kind(),
+            Error::Remote { .. } => ExitKind::Failed,
             Error::Io { kind, .. } if *kind == io::ErrorKind::BrokenPipe => ExitKind::Failed,
             _ => ExitKind::BadInput,
         }
@@ -149,6 +159,10 @@ impl Error {
             Error::KeyType(_) => Some("make an Ed25519 key with `olm-keygen` or `ssh-keygen -t ed25519 -N ''`"),
             Error::KeyEmpty => Some("make a new key with `olm-keygen`, or restore the file from a backup"),
             Error::LoosePermissions { .. } => Some("run `chmod 600` on the key file"),
+            Error::Remote {
+                failure: crate::client::RemoteFailure::TimedOut { .. },
+                ..
+            } => Some("check the network, or allow more time with --timeout SECONDS"),
             Error::NoHome => Some("set HOME, or name a key with -k FILE"),
             Error::Backend(_) => Some("use --backend file or --backend keyring (or OLM_BACKEND=file|keyring)"),
             Error::Occupied { .. } => Some("add --force to replace it; keep a copy first if you may need it again (`olm-store get > backup`)"),

@@ -5,6 +5,9 @@
 //! - [`challenge`]: what is signed, for API requests and registry tokens;
 //! - [`connect`]: the URL that attaches a key to an ollama.com account;
 //! - [`base`]: base URLs under Ollama's rules;
+//! - [`client`]: a fail-safe HTTP client for ollama.com and the local server;
+//! - [`account`]: `/api/me`, disconnecting a key, the local sign-out;
+//! - [`local`]: the local Ollama server's address (`OLLAMA_HOST`);
 //! - [`fsutil`]: atomic writes and careful reads of key files;
 //! - [`store`]: where the device key and an API key live (file or OS keyring);
 //! - [`authorized_keys`]: who may sign: OpenSSH authorized_keys files;
@@ -15,26 +18,32 @@
 //! - [`cli`]: the plumbing every `olm-*` binary shares;
 //! - [`generate`]: man pages and shell completions from a tool's clap definition.
 
+pub mod account;
 pub mod authorized_keys;
 pub mod base;
 pub mod challenge;
 pub mod cli;
+pub mod client;
 pub mod connect;
 pub mod error;
 pub mod fsutil;
 pub mod generate;
 pub mod http;
 pub mod key;
+pub mod local;
 pub mod serve;
 pub mod standin;
 pub mod store;
 pub mod token;
 pub mod verify;
 
+pub use account::{SignOut, User, Whoami};
 pub use base::BaseUrl;
 pub use challenge::{ApiRequest, Challenge, RegistryChallenge};
+pub use client::{Client, RemoteFailure, Timeouts};
 pub use connect::{connect_url, ConnectForm};
 pub use error::{Error, ExitKind, Result};
 pub use key::{PrivateKey, PublicKey};
+pub use local::LocalHost;
 pub use store::{ApiKey, Backend, Store};
 pub use token::{Signer, Token};

@@ -143,10 +143,14 @@ impl State {
     }
 
     /// The full check of a signed request: signature over the request,
-    /// fresh `ts`, listed signer, not a replay. Returns the token, the
-    /// signer's authorized_keys comment, or the reason and (when the token
-    /// could be read) its key.
-    pub fn check(&self, req: &Request) -> std::result::Result<(SignedRequest, String), Refusal> {
+    /// fresh `ts`, listed signer and, with [`Replays::Refuse`], not a token
+    /// already accepted. Returns the token, the signer's authorized_keys
+    /// comment, or the reason and (when the token could be read) its key.
+    pub fn check(
+        &self,
+        req: &Request,
+        replays: Replays,
+    ) -> std::result::Result<(SignedRequest, String), Refusal> {
         if req.authorization_repeated {
             return Err(Box::new((
                 Reason::MalformedToken("more than one Authorization header".into()),
@@ -170,18 +174,30 @@ impl State {
                 .map_err(|r| Box::new((r, Some(key))))?;
             entry.comment.clone()
         };
-        self.replay
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .check_and_remember(signed.token.signature(), signed.ts, now)
-            .map_err(|r| Box::new((r, Some(key))))?;
+        if replays == Replays::Refuse {
+            self.replay
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .check_and_remember(signed.token.signature(), signed.ts, now)
+                .map_err(|r| Box::new((r, Some(key))))?;
+        }
         Ok((signed, comment))
     }
 }
 
+/// Whether [`State::check`] refuses a token it has already accepted.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Replays {
+    /// The verifier's rule: a token is good once within the skew window.
+    Refuse,
+    /// ollama.com's rule, kept by the stand-in's endpoints: Ollama signs
+    /// whole seconds, so the same call twice in one second repeats a token.
+    Allow,
+}
+
 /// The verifier's answer to a request that is not a stand-in endpoint.
 pub fn verify_only(state: &State, req: &Request) -> Response {
-    match state.check(req) {
+    match state.check(req, Replays::Refuse) {
         Ok((signed, _)) => {
             let key = *signed.token.public_key();
             let mut r = Response::json(200, "{}".into(), "ok").signer(Some(&key));

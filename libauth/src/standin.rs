@@ -20,7 +20,7 @@ use crate::base::BaseUrl;
 use crate::challenge::parse_query;
 use crate::connect::{connect_url, ConnectForm};
 use crate::key::PublicKey;
-use crate::serve::{verify_only, Request, Response, State};
+use crate::serve::{verify_only, Replays, Request, Response, State};
 use crate::verify::Reason;
 
 /// The device name used in a `signin_url` when none is known.
@@ -95,7 +95,7 @@ fn connect(state: &State, query: &str) -> Response {
 }
 
 fn me(state: &State, req: &Request) -> Response {
-    match state.check(req) {
+    match state.check(req, Replays::Allow) {
         Ok((signed, comment)) => {
             let key = *signed.token.public_key();
             Response::json(200, account(&key, &comment).to_string(), "ok").signer(Some(&key))
@@ -108,7 +108,7 @@ fn me(state: &State, req: &Request) -> Response {
 }
 
 fn delete_key(state: &State, req: &Request, encoded: &str) -> Response {
-    let (signed, _) = match state.check(req) {
+    let (signed, _) = match state.check(req, Replays::Allow) {
         Ok(ok) => ok,
         Err(refusal) => {
             let (reason, key) = *refusal;

@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 
 use tempfile::TempDir;
 
+pub mod fake;
 pub mod serve;
 
 /// Directory holding the built binaries (`target/debug` or `target/release`).

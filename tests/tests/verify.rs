@@ -624,9 +624,15 @@ fn stand_in_connects_answers_me_and_revokes() {
     for field in ["id", "email", "plan"] {
         assert!(json[field].is_string(), "{field} in {json}");
     }
-    // Other paths verify as the plain server does.
+    // Like ollama.com, the account endpoints take the same token twice:
+    // Ollama signs whole seconds, so two calls in one second repeat it.
+    let (uri, tok) = signed(&k1, "POST", "/api/me", now());
+    assert_eq!(server.request("POST", &uri, &auth(&tok)).0, 200);
+    assert_eq!(server.request("POST", &uri, &auth(&tok)).0, 200);
+    // Other paths verify as the plain server does, replays refused.
     let (uri, tok) = signed(&k1, "GET", "/api/tags", now());
     assert_eq!(server.request("GET", &uri, &auth(&tok)).0, 200);
+    assert_eq!(server.request("GET", &uri, &auth(&tok)).0, 401);
 
     // Revoke: the key leaves the file; then /api/me is 401 again.
     let (uri, tok) = signed(&k1, "DELETE", &format!("/api/user/keys/{encoded}"), now());
