@@ -365,6 +365,23 @@ pub fn read_stdin_text(limit: usize) -> anyhow::Result<Zeroizing<String>> {
     Ok(Zeroizing::new(text.to_string()))
 }
 
+/// Writes one line to stderr. Unlike `eprintln!`, which panics when stderr
+/// is a closed pipe (`cmd 2>&1 | head -1`), a failed write is ignored.
+/// Use it through [`crate::eprint_line!`].
+pub fn eprint_line(args: fmt::Arguments<'_>) {
+    let mut err = io::stderr().lock();
+    let _ = err.write_fmt(args);
+    let _ = err.write_all(b"\n");
+}
+
+/// `eprintln!` that cannot panic: a line on stderr, a failed write ignored.
+#[macro_export]
+macro_rules! eprint_line {
+    ($($arg:tt)*) => {
+        $crate::cli::eprint_line(::std::format_args!($($arg)*))
+    };
+}
+
 /// Writes `TOOL: note: MESSAGE` to stderr. Unlike `eprintln!`, a closed or
 /// broken stderr is ignored rather than a panic.
 pub fn note(tool: &str, message: impl fmt::Display) {

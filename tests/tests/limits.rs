@@ -221,3 +221,120 @@ fn head_after_lines_is_quiet() {
     assert_eq!(got[1], "status=0", "stderr: {}", out.stderr);
     assert!(out.stderr.is_empty(), "{}", out.stderr);
 }
+
+/// Runs `tool args` with stderr a pipe whose reader is already closed;
+/// returns the exit status and stdout.
+fn run_with_closed_stderr(sb: &Sandbox, tool: &str, args: &[&str], stdin: &[u8]) -> (i32, String) {
+    let mut c = sb.cmd(tool);
+    c.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn");
+    drop(child.stderr.take());
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = std::io::Write::write_all(&mut input, &data);
+    });
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .expect("read stdout");
+    let status = child.wait().expect("wait");
+    let _ = writer.join();
+    (status.code().unwrap_or(-1), stdout)
+}
+
+#[test]
+fn a_closed_stderr_does_not_turn_a_note_into_a_crash() {
+    // `cmd 2>&1 | head -1` closes stderr too: notes and warnings on stderr
+    // must not panic (eprintln! does), and the result stays the same.
+    let sb = Sandbox::new();
+    let key = sb.vector_key("k1");
+    let k = key.to_str().unwrap();
+    let token = sb.run("olm-sign", ["-k", k], b"x").text();
+    let token = token.trim();
+    let list = sb.path("authorized_keys");
+    let public =
+        std::fs::read_to_string(olm_tests::vectors_dir().join("keys").join("k1.pub")).unwrap();
+    std::fs::write(&list, format!("this line is garbage\n{public}")).unwrap();
+    let list = list.to_str().unwrap();
+    let rows: Vec<(&str, Vec<&str>, &[u8], i32)> = vec![
+        // A note: the input ends with a newline.
+        ("olm-sign", vec!["-k", k], b"x\n", 0),
+        // An error line, then its status.
+        ("olm-sign", vec!["-k", "/nonexistent"], b"x", 2),
+        // A warning about a bad line of the list.
+        (
+            "olm-verify",
+            vec!["--token", token, "--authorized-keys", list],
+            b"x",
+            0,
+        ),
+    ];
+    for (tool, args, stdin, want) in rows {
+        if !olm_tests::bin_dir().join(tool).exists() {
+            eprintln!("SKIPPED {tool} {args:?}: not built here");
+            continue;
+        }
+        let (code, _stdout) = run_with_closed_stderr(&sb, tool, &args, stdin);
+        assert_eq!(code, want, "{tool} {args:?}");
+    }
+    // olm-revoke --local-only reports each backend on stderr.
+    if olm_tests::bin_dir().join("olm-revoke").exists() {
+        sb.run("olm-store", ["put"], &std::fs::read(&key).unwrap())
+            .assert_code(0);
+        let (code, _) = run_with_closed_stderr(&sb, "olm-revoke", &["--local-only"], b"");
+        assert_eq!(code, 0, "olm-revoke --local-only");
+        assert!(!sb.ollama_key().exists(), "the key was removed");
+    }
+}
+
+#[test]
+fn no_print_macro_that_can_panic_in_shipped_code() {
+    // println!/print!/eprintln!/eprint! panic when their stream is a closed
+    // pipe. Shipped code writes through cli::print_line, a locked writer,
+    // cli::note or libauth::eprint_line! instead (tests may use them).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    let mut dirs = vec![root.join("libauth").join("src")];
+    for tool in std::fs::read_dir(root.join("tools")).unwrap() {
+        dirs.push(tool.unwrap().path().join("src"));
+    }
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let shipped = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (i, line) in shipped.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            for mac in ["println!(", "print!(", "eprintln!(", "eprint!("] {
+                let hit = code.match_indices(mac).any(|(at, _)| {
+                    // `eprint_line!(` and `cli::eprint_line` are fine.
+                    !code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+                });
+                if hit {
+                    found.push(format!("{}:{}: {}", file.display(), i + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "print macros in shipped code:\n{}",
+        found.join("\n")
+    );
+}

@@ -65,7 +65,7 @@ fn run(args: Cli) -> anyhow::Result<()> {
     if let Some(client) = client {
         disconnect(&client, &key)?;
         if args.keep_local {
-            eprintln!("{TOOL}: --keep-local: the local key was left in place");
+            libauth::eprint_line!("{TOOL}: --keep-local: the local key was left in place");
             return Ok(());
         }
     }
@@ -78,7 +78,7 @@ fn disconnect(client: &Client, key: &PrivateKey) -> anyhow::Result<()> {
     match account::disconnect(client, key) {
         Ok(SignOut::SignedOut) => {
             cli::print_line("Signed out from ollama.com")?;
-            eprintln!(
+            libauth::eprint_line!(
                 "{TOOL}: {} disconnected key {fingerprint}",
                 client.server()
             );
@@ -104,20 +104,22 @@ fn remove_local(args: &KeyArgs, public: &PublicKey, local_only: bool) -> anyhow:
         match outcome {
             Ok(Removal::Removed) => {
                 removed += 1;
-                eprintln!("{TOOL}: removed key from {backend} backend ({location})");
+                libauth::eprint_line!("{TOOL}: removed key from {backend} backend ({location})");
             }
-            Ok(Removal::NotHeld) => eprintln!("{TOOL}: {backend} backend: not held"),
+            Ok(Removal::NotHeld) => libauth::eprint_line!("{TOOL}: {backend} backend: not held"),
             Err(e) if local::is_unavailable(&e) => {
-                eprintln!("{TOOL}: {backend} backend: not available here, nothing to remove");
+                libauth::eprint_line!(
+                    "{TOOL}: {backend} backend: not available here, nothing to remove"
+                );
             }
             Err(e) => {
-                eprintln!("{TOOL}: {backend} backend: could not remove the key: {e}");
+                libauth::eprint_line!("{TOOL}: {backend} backend: could not remove the key: {e}");
                 failures.push(format!("{backend} backend ({location})"));
             }
         }
     }
     if let Some(path) = &args.key {
-        eprintln!(
+        libauth::eprint_line!(
             "{TOOL}: {} (named with -k) was left as it is; delete it yourself when done",
             cli::quote(path)
         );
@@ -158,7 +160,7 @@ fn server_signout(args: &Cli) -> anyhow::Result<()> {
     match account::local_signout(&client, key.as_ref()) {
         Ok(SignOut::SignedOut) => {
             cli::print_line("Signed out from ollama.com")?;
-            eprintln!("{TOOL}: the local Ollama server at {server} signed its key out");
+            libauth::eprint_line!("{TOOL}: the local Ollama server at {server} signed its key out");
             Ok(())
         }
         Ok(SignOut::NotSignedIn) => Err(CliError::failed(format!(

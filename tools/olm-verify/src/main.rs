@@ -141,7 +141,7 @@ fn run(args: Cli) -> anyhow::Result<()> {
 fn load_keys(path: &Path) -> anyhow::Result<AuthorizedKeys> {
     let keys = AuthorizedKeys::load(path).map_err(|e| CliError::about(cli::quote(path), e))?;
     for bad in keys.bad_lines() {
-        eprintln!(
+        libauth::eprint_line!(
             "{TOOL}: warning: {} line {}: {}",
             cli::quote(path),
             bad.line,
