@@ -56,6 +56,11 @@ fn authorized_keys_inputs() {
 }
 
 #[test]
+fn verify_lines_inputs() {
+    run_all("verify_lines", checks::verify_lines);
+}
+
+#[test]
 fn ssh_key_label_errors_do_not_quote_the_file() {
     // The fuzzer's finding, spelled out: a damaged key whose cipher-name
     // field holds key-like text; the message must not repeat it.
