@@ -90,27 +90,85 @@ fn man_page(cmd: Command, out: &mut dyn Write) -> io::Result<()> {
         man.render_options_section(out)?;
     }
     if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
-        man.render_subcommands_section(out)?;
+        subcommands_section(&cmd, out)?;
     }
     let mut roff = String::new();
     if let Some(text) = examples {
-        roff.push_str(&examples_section(&text));
+        roff.push_str(&after_help_sections(&text));
     }
     roff.push_str(&shared_sections(&name, &version));
     out.write_all(roff.as_bytes())?;
     out.flush()
 }
 
-/// The `Examples:` block of a tool's `after_help` as a roff section: each
-/// example line kept as written (no filling), so commands stay copyable.
-fn examples_section(text: &str) -> String {
-    let mut lines: Vec<&str> = text.lines().collect();
-    if lines.first().is_some_and(|l| {
+/// SUBCOMMANDS: each one with its description and options, on this page
+/// (clap_mangen would point to one page per subcommand, which olm does not
+/// install).
+fn subcommands_section(cmd: &Command, out: &mut dyn Write) -> io::Result<()> {
+    out.write_all(b".SH SUBCOMMANDS\n")?;
+    let name = cmd.get_name();
+    for sub in cmd.get_subcommands() {
+        if sub.is_hide_set() || sub.get_name() == "help" {
+            continue;
+        }
+        let mut head = format!(
+            ".SS {} {}\n",
+            escape_text(name),
+            escape_text(sub.get_name())
+        );
+        if let Some(about) = sub.get_long_about().or_else(|| sub.get_about()) {
+            for line in about.to_string().lines() {
+                head.push_str(&if line.trim().is_empty() {
+                    ".PP".to_string()
+                } else {
+                    escape_line(line)
+                });
+                head.push('\n');
+            }
+        }
+        out.write_all(head.as_bytes())?;
+        if sub.get_arguments().any(|a| !a.is_hide_set()) {
+            // clap_mangen's option list, under this subcommand's heading.
+            let mut options = Vec::new();
+            clap_mangen::Man::new(sub.clone()).render_options_section(&mut options)?;
+            let options = String::from_utf8_lossy(&options).replace(".SH OPTIONS\n", "");
+            out.write_all(options.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// A tool's `after_help` as roff: the `Examples:` block as EXAMPLES (each
+/// line kept as written, no filling, so commands stay copyable), anything
+/// before it as NOTES.
+fn after_help_sections(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines.iter().position(|l| {
         l.trim()
             .trim_end_matches(':')
             .eq_ignore_ascii_case("examples")
-    }) {
-        lines.remove(0);
+    });
+    let (notes, examples) = match at {
+        Some(i) => (&lines[..i], &lines[i + 1..]),
+        None => (&lines[..], &lines[..0]),
+    };
+    let mut out = String::new();
+    if notes.iter().any(|l| !l.trim().is_empty()) {
+        out.push_str(".SH NOTES\n");
+        out.push_str(&preformatted(notes));
+    }
+    if !examples.is_empty() {
+        out.push_str(".SH EXAMPLES\n");
+        out.push_str(&preformatted(examples));
+    }
+    out
+}
+
+/// Lines kept as written (`.nf`), their common indent removed.
+fn preformatted(lines: &[&str]) -> String {
+    let mut lines = lines.to_vec();
+    while lines.last().is_some_and(|l| l.trim().is_empty()) {
+        lines.pop();
     }
     let indent = lines
         .iter()
@@ -118,7 +176,7 @@ fn examples_section(text: &str) -> String {
         .map(|l| l.len() - l.trim_start().len())
         .min()
         .unwrap_or(0);
-    let mut out = String::from(".SH EXAMPLES\n.nf\n");
+    let mut out = String::from(".nf\n");
     for line in lines {
         out.push_str(&escape_line(
             line.get(indent..).unwrap_or(line.trim_start()),
@@ -228,6 +286,36 @@ mod tests {
         }
         assert!(!man.contains("Examples:"), "{man}");
         assert!(!man.contains("\\fBolm\\-demo\\fR(1)"), "{man}");
+    }
+
+    #[test]
+    fn subcommands_and_notes_stay_on_the_page() {
+        let cmd = Command::new("olm-x")
+            .about("X things")
+            .subcommand(
+                Command::new("put").about("Put a thing").arg(
+                    clap::Arg::new("force")
+                        .long("force")
+                        .action(clap::ArgAction::SetTrue),
+                ),
+            )
+            .after_help("Backends:\n  file  the file\n\nExamples:\n  olm-x put --force\n");
+        let mut out = Vec::new();
+        write(Artifact::Man, cmd, &mut out).expect("render");
+        let man = String::from_utf8(out).expect("utf8");
+        for want in [
+            ".SH SUBCOMMANDS",
+            ".SS olm\\-x put",
+            "Put a thing",
+            "\\-\\-force",
+            ".SH NOTES",
+            "Backends:",
+            ".SH EXAMPLES\n.nf\nolm\\-x put \\-\\-force\n.fi",
+        ] {
+            assert!(man.contains(want), "lacks {want:?}:\n{man}");
+        }
+        assert!(!man.contains("olm-x-put(1)"), "{man}");
+        assert!(!man.contains("Examples:"), "{man}");
     }
 
     #[test]
