@@ -14,8 +14,8 @@ const TOOL: &str = "olm-connect-url";
 /// Opening the URL while signed in to ollama.com attaches the key to the
 /// account, after which the device's signed requests are accepted. The key
 /// is a public key line, a .pub file's content or a private key on stdin
-/// (when stdin is not a terminal), -k FILE, --key-env NAME, or
-/// ~/.ollama/id_ed25519.
+/// (when stdin is not a terminal), -k FILE, --key-env NAME, or the store
+/// (--backend: ~/.ollama/id_ed25519 by default, or the OS keyring).
 #[derive(Parser, Debug)]
 #[command(name = TOOL, version, after_help = "\
 Examples:

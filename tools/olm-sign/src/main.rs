@@ -21,8 +21,9 @@ const INPUT_LIMIT: usize = 1024 * 1024;
 /// token, KEY:SIGNATURE. -X METHOD URI builds Ollama's challenge itself (ts
 /// set in the query, the query encoded as Ollama's Go code does) and signs
 /// it; --lines signs every stdin line; --registry signs a registry token
-/// request. The key comes from -k FILE, --key-env NAME, or
-/// ~/.ollama/id_ed25519.
+/// request; --api-key sends an API key instead of signing. The key comes
+/// from -k FILE, --key-env NAME, or the store (--backend: ~/.ollama/id_ed25519
+/// by default, or the OS keyring).
 ///
 /// Stdin is read up to 1 MiB (with --lines, up to 1 MiB per line); more is
 /// refused with exit status 2.
