@@ -24,6 +24,9 @@ pub struct LocalHost {
     /// Host, IPv6 in brackets.
     host: String,
     port: u16,
+    /// The path after the port, kept as Ollama keeps it (for a server behind
+    /// a reverse proxy): empty, or `/…` without a trailing slash.
+    path: String,
 }
 
 impl LocalHost {
@@ -37,12 +40,16 @@ impl LocalHost {
 
     /// Parses a value as Ollama does: a scheme is optional (`http` when
     /// missing); the port defaults to 11434 without a scheme, else to the
-    /// scheme's port; a path is ignored; `0.0.0.0` and `::` (listen on every
-    /// address) mean this machine, so they become loopback.
+    /// scheme's port; a path is kept (requests go to `<host><path>/api/…`,
+    /// as Ollama's `envconfig.Host()` has it); `0.0.0.0` and `::` (listen on
+    /// every address) mean this machine, so they become loopback.
+    ///
+    /// Errors do not name `OLLAMA_HOST`: the caller says where the value
+    /// came from.
     pub fn parse(value: &str) -> Result<Self> {
         let bad = |why: &str| Error::BaseUrl {
             url: crate::key::truncate(value, 80),
-            why: format!("{HOST_ENV}: {why}"),
+            why: why.to_string(),
         };
         let value = value.trim();
         let (scheme, rest, default_port) = match value.split_once("://") {
@@ -54,6 +61,18 @@ impl LocalHost {
             },
         };
         let hostport = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let after = &rest[hostport.len()..];
+        let path = after
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('/');
+        if !path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:@".contains(&b))
+        {
+            return Err(bad("the path holds characters a URL path cannot"));
+        }
         if hostport.contains('@') {
             return Err(bad("user info is not allowed"));
         }
@@ -79,6 +98,7 @@ impl LocalHost {
             scheme,
             host,
             port: port.unwrap_or(default_port),
+            path: path.to_string(),
         })
     }
 
@@ -118,7 +138,11 @@ fn split(s: &str) -> Option<(&str, Option<u16>)> {
 
 impl fmt::Display for LocalHost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+        write!(
+            f,
+            "{}://{}:{}{}",
+            self.scheme, self.host, self.port, self.path
+        )
     }
 }
 
@@ -139,7 +163,13 @@ mod tests {
         assert_eq!(shown("0.0.0.0:9"), "http://127.0.0.1:9");
         assert_eq!(shown(":7"), "http://127.0.0.1:7");
         assert_eq!(shown("http://box"), "http://box:80");
-        assert_eq!(shown("https://box/x"), "https://box:443");
+        assert_eq!(shown("https://box/x"), "https://box:443/x");
+        assert_eq!(
+            shown("http://127.0.0.1:1/ollama/"),
+            "http://127.0.0.1:1/ollama"
+        );
+        assert_eq!(shown("box:2/a/b?q=1"), "http://box:2/a/b");
+        assert_eq!(shown("http://box/"), "http://box:80");
         assert_eq!(shown("[::1]:5"), "http://[::1]:5");
         assert_eq!(shown("::1"), "http://[::1]:11434");
         assert_eq!(shown("[::]"), "http://[::1]:11434");
@@ -149,8 +179,14 @@ mod tests {
 
     #[test]
     fn refuses_nonsense() {
-        for bad in ["ftp://x", "u@box:1", "box:99999", "box:x", "a b"] {
+        for bad in ["ftp://x", "u@box:1", "box:99999", "box:x", "a b", "box/a b"] {
             assert!(LocalHost::parse(bad).is_err(), "{bad} accepted");
         }
+        // The caller names the variable; the message does not repeat it.
+        let err = LocalHost::parse("garbage value").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "bad base URL \"garbage value\": the host holds characters a host name cannot"
+        );
     }
 }

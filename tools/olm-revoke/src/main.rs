@@ -41,7 +41,13 @@ struct Cli {
     #[arg(long, conflicts_with_all = ["server", "base"])]
     local_only: bool,
     /// Ask the local Ollama server (OLLAMA_HOST) to sign out: POST /api/signout.
-    #[arg(long, conflicts_with = "base")]
+    /// The server signs its own key out, so no key, store or base URL can be
+    /// named (with OLLAMA_AUTH the request is signed with the stored key, as
+    /// Ollama's client does).
+    #[arg(
+        long,
+        conflicts_with_all = ["key", "key_env", "backend", "base", "keep_local", "local_only"]
+    )]
     server: bool,
 }
 
@@ -172,6 +178,14 @@ fn server_signout(args: &Cli) -> anyhow::Result<()> {
             "the local Ollama server at {server} is not running (connection refused)"
         ))
         .hint("start it with `ollama serve`, or point OLLAMA_HOST at it")
+        .into()),
+        Err(Error::Remote {
+            failure: RemoteFailure::Status { status: 404, .. },
+            ..
+        }) => Err(CliError::failed(format!(
+            "the local Ollama server at {server} answered 404 to POST /api/signout"
+        ))
+        .hint("an older Ollama may lack /api/signout: upgrade Ollama, or run olm-revoke without --server (it signs the key out of ollama.com itself)")
         .into()),
         Err(e) => Err(anyhow::Error::from(e).context("the local Ollama server could not sign out")),
     }
