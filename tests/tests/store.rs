@@ -519,11 +519,11 @@ fn secrets_never_go_to_or_come_from_a_terminal() {
         ),
         (
             "olm-store put --force",
-            "is read on stdin, which is a terminal",
+            "stdin is a terminal; pipe the private key in",
         ),
         (
             "olm-store put --api-key",
-            "is read on stdin, which is a terminal",
+            "stdin is a terminal; pipe the API key in",
         ),
     ] {
         let out = sb.sh(&format!(

@@ -88,10 +88,11 @@ fn note(message: &str) {
     let _ = writeln!(io::stderr().lock(), "{TOOL}: {message}");
 }
 
+/// Refuses to wait for input a user would have to type: stdin is a terminal.
 fn refuse_terminal_stdin(what: &str, example: &str) -> anyhow::Result<()> {
     if cli::stdin_is_terminal() {
         return Err(
-            CliError::bad_input(format!("{what} is read on stdin, which is a terminal"))
+            CliError::bad_input(format!("stdin is a terminal; pipe {what} in"))
                 .hint(example.to_string())
                 .into(),
         );
@@ -102,7 +103,7 @@ fn refuse_terminal_stdin(what: &str, example: &str) -> anyhow::Result<()> {
 fn put(store: &Store, force: bool) -> anyhow::Result<()> {
     refuse_terminal_stdin(
         "the private key",
-        "pipe it in: `olm-keygen | olm-store put`, or `olm-store put < ~/.ollama/id_ed25519`",
+        "`olm-keygen | olm-store put`, or `olm-store put < ~/.ollama/id_ed25519`",
     )?;
     let bytes = cli::read_stdin(KEY_FILE_LIMIT)?;
     let key = PrivateKey::from_openssh(&bytes).map_err(|e| CliError::about("stdin", e))?;
@@ -121,7 +122,7 @@ fn put(store: &Store, force: bool) -> anyhow::Result<()> {
 fn put_api_key(store: &Store, force: bool) -> anyhow::Result<()> {
     refuse_terminal_stdin(
         "the API key",
-        "pipe it in: `printf %s \"$OLLAMA_API_KEY\" | olm-store put --api-key`, or `olm-store put --api-key < FILE`",
+        "`printf %s \"$OLLAMA_API_KEY\" | olm-store put --api-key`, or `olm-store put --api-key < FILE`",
     )?;
     let text = cli::read_stdin_text(64 * 1024)?;
     let key = ApiKey::new(&text).map_err(|e| CliError::about("stdin", e))?;
