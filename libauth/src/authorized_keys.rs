@@ -171,6 +171,22 @@ impl AuthorizedKeys {
     }
 }
 
+/// A key-format reason (from `key.rs`) as a message may show it: a quoted
+/// name taken from the input (a token, a key line) (`the key is "…", not ssh-ed25519`) is kept only when it looks like
+/// an algorithm name, so no Authorization bytes reach a log.
+pub(crate) fn without_content(why: String) -> String {
+    let Some((before, rest)) = why.split_once('"') else {
+        return why;
+    };
+    let Some((quoted, after)) = rest.split_once('"') else {
+        return "the key is not ssh-ed25519".into();
+    };
+    match shown_algorithm(quoted) {
+        Some(alg) => format!("{before}\"{alg}\"{after}"),
+        None => format!("{}{}", before.trim_end(), after.replacen(',', "", 1)),
+    }
+}
+
 /// What identifies a version of a file, to notice that it changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FileStamp {

@@ -435,6 +435,14 @@ impl Drop for ActiveGuard {
     }
 }
 
+/// `s` with anything but visible ASCII replaced by `?`: a method comes
+/// from a header and must not break the log line.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
+}
+
 /// Writes one log line on stderr (errors ignored: logging must not stop
 /// the server).
 pub fn log(line: &str) {
@@ -467,7 +475,7 @@ fn serve_connection(mut stream: TcpStream, state: &State, limits: &Limits) {
     };
     log(&format!(
         "{peer} {} {:?} {} {} {}",
-        truncate(&req.method, 16),
+        truncate(&printable(&req.method), 16),
         truncate(&req.uri, 200),
         resp.status,
         resp.fingerprint.as_deref().unwrap_or("-"),

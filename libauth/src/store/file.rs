@@ -71,7 +71,7 @@ pub(crate) struct FileStore {
 }
 
 /// Shows a path the way messages quote it.
-fn quoted(path: &Path) -> String {
+pub(crate) fn quoted(path: &Path) -> String {
     format!("{:?}", path.display().to_string())
 }
 
@@ -218,6 +218,12 @@ impl FileStore {
             Err(e) => return PubState::Damaged(e.to_string()),
         };
         let text = String::from_utf8_lossy(&raw.bytes);
+        if crate::authorized_keys::holds_pem(&text) {
+            // Never a word of it in a message: it may be the private key.
+            return PubState::Damaged(
+                "it holds a private key (or another PEM block), not a public key line".into(),
+            );
+        }
         let line = text.lines().next().unwrap_or_default();
         if line.trim().is_empty() {
             return PubState::Damaged("the file is empty".into());
@@ -225,6 +231,9 @@ impl FileStore {
         match PublicKey::from_line(line) {
             Ok(k) if k == *key => PubState::Matches,
             Ok(k) => PubState::Other(k),
+            Err(Error::PublicKeyFormat(why)) => {
+                PubState::Damaged(crate::authorized_keys::without_content(why))
+            }
             Err(e) => PubState::Damaged(e.to_string()),
         }
     }
