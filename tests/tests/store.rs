@@ -220,8 +220,14 @@ fn status_reports_each_problem_naming_the_file() {
     let key = sb.ollama_key();
     let shown = key.display().to_string();
 
+    // Errors quote the path, as every tool does; the listing shows it plain.
     let out = sb.run("olm-store", ["status"], b"");
-    out.assert_error(1, "olm-store", &format!("no key in {shown}"));
+    out.assert_error(1, "olm-store", &format!("no key in {shown:?}"));
+    assert!(
+        out.text().contains(&format!("key: {shown}\n")),
+        "{}",
+        out.text()
+    );
 
     put(&sb, "k1");
     sb.run("olm-store", ["status"], b"").assert_code(0);
@@ -255,7 +261,7 @@ fn status_reports_each_problem_naming_the_file() {
     // An empty key file.
     fs::write(&key, b"").unwrap();
     let out = sb.run("olm-store", ["status"], b"");
-    out.assert_error(1, "olm-store", &format!("{shown}: the file is empty"));
+    out.assert_error(1, "olm-store", &format!("{shown:?}: the file is empty"));
     let out = sb.run("olm-connect-url", [] as [&str; 0], b"");
     out.assert_error(2, "olm-connect-url", &shown);
 
@@ -263,10 +269,19 @@ fn status_reports_each_problem_naming_the_file() {
     let text = vector_text("k1");
     fs::write(&key, &text[..text.len() / 2]).unwrap();
     let out = sb.run("olm-store", ["status"], b"");
-    out.assert_error(1, "olm-store", &format!("{shown}: the key is damaged"));
-    // And put refuses to replace it without --force.
+    out.assert_error(1, "olm-store", &format!("{shown:?}: the key is damaged"));
+    // And put refuses to replace it without --force; `olm-store get` cannot
+    // back it up, so the hint says to copy the file.
     let out = sb.run("olm-store", ["put"], vector_text("k1").as_bytes());
     out.assert_error(1, "olm-store", "a key file olm cannot read");
+    assert!(
+        out.stderr.contains(&format!(
+            "copy the file first if you may need it again (`cp -p {shown:?} \"{shown}.bak\"`)"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("olm-store get"), "{}", out.stderr);
     assert_eq!(fs::read_to_string(&key).unwrap(), &text[..text.len() / 2]);
 }
 
@@ -300,8 +315,14 @@ fn get_delete_and_exit_codes() {
     out.assert_error(
         2,
         "olm-sign",
-        &format!("no key in {}", sb.ollama_key().display()),
+        &format!("no key in {:?}", sb.ollama_key().display().to_string()),
     );
+    // Backend names are case-insensitive (exit 1 here: no key, not 2).
+    sb.run("olm-store", ["--backend", "FILE", "get", "--public"], b"")
+        .assert_error(1, "olm-store", "no key in");
+    let mut c = sb.cmd("olm-store");
+    c.args(["get", "--public"]).env("OLM_BACKEND", "File");
+    run_with_stdin(c, b"").assert_error(1, "olm-store", "no key in");
     // Unknown backends are usage errors.
     sb.run("olm-store", ["--backend", "vault", "status"], b"")
         .assert_error(2, "olm-store", "unknown backend \"vault\"");
@@ -343,8 +364,15 @@ fn api_keys_put_get_and_bearer_headers() {
     // Same again: no-op; another needs --force.
     sb.run("olm-store", ["put", "--api-key"], b"abc.DEF123")
         .assert_code(0);
-    sb.run("olm-store", ["put", "--api-key"], b"other")
-        .assert_error(1, "olm-store", "already holds another API key");
+    let out = sb.run("olm-store", ["put", "--api-key"], b"other");
+    out.assert_error(1, "olm-store", "already holds another API key");
+    assert!(
+        out.stderr.contains(
+            "keep a copy first if you may need it again (`olm-store get --api-key > backup`)"
+        ),
+        "{}",
+        out.stderr
+    );
     let out = sb.run("olm-sign", ["--api-key"], b"");
     out.assert_code(0);
     assert_eq!(out.text(), "Authorization: Bearer abc.DEF123\n");
