@@ -551,3 +551,56 @@ fn server_mode_refuses_flags_it_would_ignore() {
     assert!(ollama.requests().is_empty(), "nothing was sent");
     assert_eq!(snapshot(&sb), before);
 }
+
+#[test]
+fn server_mode_with_ollama_auth_and_no_key_says_where_it_looked() {
+    // CLI.md: no local key is exit 1 naming where olm looked, --server too.
+    let sb = Sandbox::new();
+    let ollama = FakeServer::start(Behaviour::Answer(200, "null".into()));
+    let mut c = sb.cmd("olm-revoke");
+    c.arg("--server")
+        .env("OLLAMA_HOST", ollama.host_port())
+        .env("OLLAMA_AUTH", "1");
+    let out = olm_tests::run_with_stdin(c, b"");
+    out.assert_error(1, "olm-revoke", "no local key to sign the request");
+    let expected = sb.ollama_key().display().to_string();
+    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+    assert!(out.stderr.contains("OLLAMA_AUTH"), "{}", out.stderr);
+    assert!(ollama.requests().is_empty(), "nothing was sent");
+}
+
+#[test]
+fn server_mode_reads_ollama_variables_as_ollama_does() {
+    let sb = signed_in_home();
+    let ollama = FakeServer::start(Behaviour::Answer(200, "null".into()));
+    // Quotes and spaces around the values are trimmed, as envconfig.Var
+    // does; a quoted false OLLAMA_AUTH is off, so nothing is signed.
+    let mut c = sb.cmd("olm-revoke");
+    c.arg("--server")
+        .env("OLLAMA_HOST", format!(" \"{}\" ", ollama.host_port()))
+        .env("OLLAMA_AUTH", "'false'");
+    olm_tests::run_with_stdin(c, b"").assert_code(0);
+    let reqs = ollama.requests();
+    assert_eq!(reqs.len(), 1);
+    assert!(reqs[0].header("authorization").is_none());
+}
+
+#[test]
+fn a_named_store_without_a_key_is_exit_1_naming_it() {
+    // --backend file with nothing stored: "not signed in"/"nothing to
+    // revoke" (exit 1), not bad input (exit 2).
+    let sb = Sandbox::new();
+    let server = FakeServer::start(Behaviour::Answer(200, "{}".into()));
+    let expected = sb.ollama_key().display().to_string();
+    let out = sb.run(
+        "olm-whoami",
+        ["--base", &server.url() as &str, "--backend", "file"],
+        b"",
+    );
+    out.assert_error(1, "olm-whoami", "You are not signed in to ollama.com");
+    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+    let out = revoke(&sb, &server.url(), &["--backend", "file"]);
+    out.assert_error(1, "olm-revoke", "no local key to revoke");
+    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+    assert!(server.requests().is_empty(), "nothing was sent");
+}
