@@ -204,11 +204,15 @@ impl FileStore {
         }
     }
 
-    /// A folder that is a symbolic link is written through only when the
-    /// link and the folder it leads to have the same owner (a dotfiles
-    /// manager's link), never into another user's folder (`/etc`).
+    /// A folder that is a symbolic link is used only when the link and the
+    /// folder it leads to have the same owner (a dotfiles manager's link),
+    /// never another user's folder (`/etc`). A missing folder is fine.
     fn check_dir_link(&self) -> Result<()> {
-        let link = fs::symlink_metadata(&self.dir).map_err(|e| at(&self.dir, e.into()))?;
+        let link = match fs::symlink_metadata(&self.dir) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(at(&self.dir, e.into())),
+        };
         if !link.file_type().is_symlink() {
             return Ok(());
         }
@@ -217,7 +221,7 @@ impl FileStore {
             return Err(at(
                 &self.dir,
                 refused(format!(
-                    "is a symbolic link (owned by uid {}) to a folder of another owner (uid {}); olm does not write through it",
+                    "is a symbolic link (owned by uid {}) to a folder of another owner (uid {}); olm does not follow it",
                     link.uid(),
                     target.uid()
                 )),
@@ -372,6 +376,7 @@ impl FileStore {
     }
 
     pub(crate) fn get_key(&self) -> Result<Option<PrivateKey>> {
+        self.check_dir_link()?;
         let path = self.key_path();
         let Some(raw) = Self::read_secret(&path)? else {
             return Ok(None);
@@ -504,6 +509,7 @@ impl FileStore {
     }
 
     pub(crate) fn get_api_key(&self) -> Result<Option<ApiKey>> {
+        self.check_dir_link()?;
         let path = self.api_key_path();
         let Some(raw) = Self::read_secret(&path)? else {
             return Ok(None);
@@ -552,6 +558,7 @@ impl FileStore {
     }
 
     pub(crate) fn status(&self) -> Result<Status> {
+        self.check_dir_link()?;
         let key_path = self.key_path();
         let pub_path = self.pub_path();
         let mut status = Status {
@@ -1030,6 +1037,34 @@ mod tests {
             "root:$6$secret-hash:19000::::::\n"
         );
         assert!(s.status().unwrap().is_healthy());
+    }
+
+    #[test]
+    fn a_linked_folder_of_another_owner_is_not_used() {
+        if !is_root() {
+            eprintln!("SKIPPED a_linked_folder_of_another_owner_is_not_used: needs root to chown");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let other = tmp.path().join("etc");
+        fs::create_dir(&other).unwrap();
+        let link = tmp.path().join(".ollama");
+        std::os::unix::fs::symlink(&other, &link).unwrap();
+        let s = FileStore::new(link.clone());
+        // Same owner (a dotfiles link): used.
+        s.put_key(&key(K1), false).unwrap();
+        assert!(s.get_key().unwrap().is_some());
+        // The link made by another user (the service user): refused.
+        std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+        for err in [
+            s.put_key(&key(K2), true).unwrap_err(),
+            s.get_key().unwrap_err(),
+            s.status().unwrap_err(),
+            s.delete_key().unwrap_err(),
+        ] {
+            assert!(err.to_string().contains("another owner"), "{err}");
+        }
+        assert_eq!(fs::read_to_string(other.join(KEY_FILE)).unwrap(), K1);
     }
 
     fn is_root() -> bool {
