@@ -200,6 +200,10 @@ pub struct Status {
     pub key_present: bool,
     /// The stored key's public half, when the key could be read.
     pub public_key: Option<PublicKey>,
+    /// Whether [`Store::get_key`] hands the key out: it was read and is not
+    /// refused (e.g. for loose permissions, which `status` then lists as a
+    /// problem with the same words and fix as `get`'s error).
+    pub usable: bool,
     /// The stored key's comment (empty for keys Ollama makes).
     pub comment: String,
     /// Where the public key file is (file backend only).
@@ -218,7 +222,16 @@ pub struct Status {
 impl Status {
     /// A readable key and no problem.
     pub fn is_healthy(&self) -> bool {
-        self.public_key.is_some() && self.problems.is_empty()
+        self.public_key.is_some() && self.usable && self.problems.is_empty()
+    }
+}
+
+/// The message of an [`Error::At`] without its location, for a [`Problem`],
+/// which carries the location itself.
+pub(crate) fn without_location(e: Error) -> String {
+    match e {
+        Error::At { error, .. } => error.to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -267,7 +280,7 @@ impl Store {
     /// device-key`. [`Status::location`] is the plain path, for listings.
     pub fn location(&self) -> String {
         match &self.inner {
-            Inner::File(f) => file::quoted(&f.key_path()),
+            Inner::File(f) => crate::cli::quote(&f.key_path()),
             Inner::Keyring(k) => k.location(KEY_USER),
         }
     }
@@ -291,7 +304,7 @@ impl Store {
     /// Where the API key is, as messages show it (see [`Store::location`]).
     pub fn api_key_location(&self) -> String {
         match &self.inner {
-            Inner::File(f) => file::quoted(&f.api_key_path()),
+            Inner::File(f) => crate::cli::quote(&f.api_key_path()),
             Inner::Keyring(k) => k.location(API_KEY_USER),
         }
     }

@@ -317,6 +317,15 @@ fn print_status(st: &Status) -> io::Result<()> {
         None if st.key_present => writeln!(out, "public key: unreadable (see problems)")?,
         None => writeln!(out, "public key: none (no key stored)")?,
     }
+    if st.key_present {
+        // What `olm-store get` and the signing tools would do with it.
+        let usable = if st.usable {
+            "yes"
+        } else {
+            "no, olm refuses it (see problems)"
+        };
+        writeln!(out, "usable: {usable}")?;
+    }
     if let Some(p) = &st.public_file {
         writeln!(out, "public key file: {p}")?;
     }
