@@ -15,10 +15,48 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::key::{truncate, PublicKey, ALGORITHM};
+use crate::key::{PublicKey, ALGORITHM};
 
 /// The largest authorized_keys file olm reads (about 40,000 keys).
 pub const FILE_LIMIT: usize = 4 * 1024 * 1024;
+
+/// The message (after the quoted file name) of the error [`AuthorizedKeys::load`]
+/// returns for a file that holds a PEM block, such as a private key: its
+/// lines are never echoed, and nothing may ever be appended to it.
+pub const PRIVATE_KEY_FILE: &str = "is a private key, not an authorized_keys file";
+
+/// The message (after the quoted file name) of the error for a file others
+/// can write to; the fix is `chmod go-w FILE`.
+pub const WRITABLE_BY_OTHERS: &str = "let other users add keys";
+
+/// Whether `err` (from [`AuthorizedKeys::load`]) says the file is a private
+/// key (or another PEM file) rather than an authorized_keys file.
+pub fn is_private_key_error(err: &Error) -> bool {
+    matches!(err, Error::Io { kind: io::ErrorKind::InvalidData, message } if message == PRIVATE_KEY_FILE)
+}
+
+/// Whether `err` (from [`AuthorizedKeys::load`]) says other users can write
+/// the file.
+pub fn is_writable_by_others_error(err: &Error) -> bool {
+    matches!(err, Error::Io { kind: io::ErrorKind::PermissionDenied, message } if message.ends_with(WRITABLE_BY_OTHERS))
+}
+
+/// Whether `text` holds a PEM block (`-----BEGIN …`): a private key or a
+/// certificate given where an authorized_keys file was expected.
+pub fn holds_pem(text: &str) -> bool {
+    text.lines()
+        .any(|l| l.trim_start().starts_with("-----BEGIN"))
+}
+
+/// An algorithm name as messages may show it: only when it looks like one
+/// (`^[a-z][a-z0-9.@-]{0,39}$`), so no line content leaks into a log.
+pub fn shown_algorithm(name: &str) -> Option<&str> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '@' | '-'));
+    (first_ok && rest_ok && name.len() <= 40).then_some(name)
+}
 
 /// One `ssh-ed25519` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,7 +74,8 @@ pub struct Entry {
 pub struct BadLine {
     /// 1-based line number.
     pub line: usize,
-    /// What is wrong with it.
+    /// What is wrong with it; never the line's content (the file may hold
+    /// a secret by mistake), at most an algorithm name.
     pub why: String,
 }
 
@@ -90,7 +129,7 @@ impl AuthorizedKeys {
             return Err(Error::Io {
                 kind: io::ErrorKind::PermissionDenied,
                 message: format!(
-                    "permissions {:04o} let other users add keys (run chmod go-w on it)",
+                    "permissions {:04o} {WRITABLE_BY_OTHERS}",
                     meta.permissions().mode() & 0o7777
                 ),
             });
@@ -100,6 +139,12 @@ impl AuthorizedKeys {
             kind: io::ErrorKind::InvalidData,
             message: "is not UTF-8 text".into(),
         })?;
+        if holds_pem(text) {
+            return Err(Error::Io {
+                kind: io::ErrorKind::InvalidData,
+                message: PRIVATE_KEY_FILE.into(),
+            });
+        }
         Ok((Self::parse(text), text.to_string()))
     }
 
@@ -126,6 +171,22 @@ impl AuthorizedKeys {
     }
 }
 
+/// A key-format reason (from `key.rs`) as a message may show it: a quoted
+/// name taken from the input (a token, a key line) (`the key is "…", not ssh-ed25519`) is kept only when it looks like
+/// an algorithm name, so no Authorization bytes reach a log.
+pub(crate) fn without_content(why: String) -> String {
+    let Some((before, rest)) = why.split_once('"') else {
+        return why;
+    };
+    let Some((quoted, after)) = rest.split_once('"') else {
+        return "the key is not ssh-ed25519".into();
+    };
+    match shown_algorithm(quoted) {
+        Some(alg) => format!("{before}\"{alg}\"{after}"),
+        None => format!("{}{}", before.trim_end(), after.replacen(',', "", 1)),
+    }
+}
+
 /// What identifies a version of a file, to notice that it changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FileStamp {
@@ -133,6 +194,8 @@ pub struct FileStamp {
     ino: u64,
     len: u64,
     mtime_ns: i128,
+    /// Permissions too: a `chmod go-w` makes a refused file usable.
+    mode: u32,
 }
 
 impl FileStamp {
@@ -144,6 +207,7 @@ impl FileStamp {
             ino: m.ino(),
             len: m.len(),
             mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            mode: m.mode(),
         })
     }
 }
@@ -217,10 +281,7 @@ fn parse_line(raw: &str) -> Line {
         match skip_options(line) {
             Some(rest) if is_key_type(first_word(rest)) => rest,
             Some(_) | None => {
-                return Line::Bad(format!(
-                    "no key type where one was expected in {:?}",
-                    truncate(line, 40)
-                ))
+                return Line::Bad("not a key line (no key type where one was expected)".into())
             }
         }
     };
@@ -231,12 +292,46 @@ fn parse_line(raw: &str) -> Line {
     let after_type = rest[keytype.len()..].trim_start();
     let blob = first_word(after_type);
     if blob.is_empty() {
-        return Line::Bad("the key field is missing".into());
+        return Line::Bad("not a key line (the key field is missing)".into());
     }
-    match PublicKey::from_blob_base64(blob) {
+    match parse_blob(blob) {
         Ok(key) => Line::Key(key, after_type[blob.len()..].trim().to_string()),
-        Err(e) => Line::Bad(e.to_string()),
+        Err(why) => Line::Bad(format!("not a key line ({why})")),
     }
+}
+
+/// Reads the base64 key field; the reason on failure holds no line content.
+fn parse_blob(b64: &str) -> std::result::Result<PublicKey, String> {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    let bytes = zeroize::Zeroizing::new(
+        STANDARD
+            .decode(b64)
+            .map_err(|_| "the key is not valid base64".to_string())?,
+    );
+    // The blob's algorithm name is shown only when it looks like one.
+    let name = bytes
+        .get(..4)
+        .and_then(|l| <[u8; 4]>::try_from(l).ok())
+        .map(|l| u32::from_be_bytes(l) as usize)
+        .and_then(|len| bytes.get(4..4usize.checked_add(len)?));
+    match name {
+        None => return Err("the key blob is truncated".into()),
+        Some(n) if n != ALGORITHM.as_bytes() => {
+            return Err(
+                match std::str::from_utf8(n).ok().and_then(shown_algorithm) {
+                    Some(alg) => format!("the key blob is {alg}, not {ALGORITHM}"),
+                    None => format!("the key blob is not {ALGORITHM}"),
+                },
+            )
+        }
+        Some(_) => {}
+    }
+    PublicKey::from_blob(&bytes).map_err(|e| match e {
+        // Every other reason from_blob gives is fixed text.
+        Error::PublicKeyFormat(why) => why,
+        other => other.to_string(),
+    })
 }
 
 fn first_word(s: &str) -> &str {
@@ -266,6 +361,8 @@ fn skip_options(line: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD as STANDARD_B64;
+    use base64::Engine as _;
 
     const K1: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIN1vBU/y4xOtTPdcrtyDAvPqiYVhxhqpehCzdTXR32wE";
     const K2: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIKX6Kh6NHgHImXzbK45wimFx6wlR6dPuqmxTg3JIeVdo";
@@ -325,12 +422,53 @@ mod tests {
         assert!(keys.contains(&key(K1)));
         assert!(AuthorizedKeys::load(dir.path()).is_err());
         fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).expect("chmod");
-        let err = AuthorizedKeys::load(&p).unwrap_err().to_string();
-        assert!(err.contains("chmod go-w"), "{err}");
+        let err = AuthorizedKeys::load(&p).unwrap_err();
+        assert!(is_writable_by_others_error(&err), "{err}");
+        assert_eq!(err.to_string(), "permissions 0666 let other users add keys");
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).expect("chmod");
         assert!(AuthorizedKeys::load(&dir.path().join("missing")).is_err());
         let s1 = FileStamp::of(&p).expect("stamp");
         fsutil::write_atomic(&p, b"", 0o600, fsutil::Replace::Allow).expect("replace");
         assert_ne!(FileStamp::of(&p), Some(s1));
+        let s2 = FileStamp::of(&p).expect("stamp");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).expect("chmod");
+        assert_ne!(FileStamp::of(&p), Some(s2), "a chmod is a change");
+    }
+
+    #[test]
+    fn refuses_private_keys_and_never_echoes_lines() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("id_ed25519");
+        let pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----\n";
+        fs::write(&p, pem).expect("write");
+        let err = AuthorizedKeys::load(&p).unwrap_err();
+        assert!(is_private_key_error(&err), "{err}");
+        assert!(!err.to_string().contains("b3Bl"), "{err}");
+        // Whatever a line holds, its reason shows none of it.
+        let secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQ";
+        let foreign = STANDARD_B64.encode(b"\x00\x00\x00\x0bssh-mystery\x00\x00\x00\x01x");
+        let weird = STANDARD_B64.encode(b"\x00\x00\x00\x06SeCrEt\x00\x00\x00\x01x");
+        let text = format!(
+            "{secret} more\nssh-ed25519 {secret}\nssh-ed25519 {foreign}\nssh-ed25519 {weird}\nfrom=\"{secret}\" ssh-ed25519\n"
+        );
+        let keys = AuthorizedKeys::parse(&text);
+        let why: Vec<&str> = keys.bad_lines().iter().map(|b| b.why.as_str()).collect();
+        assert_eq!(
+            why,
+            vec![
+                "not a key line (no key type where one was expected)",
+                "not a key line (the key is not valid base64)",
+                "not a key line (the key blob is ssh-mystery, not ssh-ed25519)",
+                "not a key line (the key blob is not ssh-ed25519)",
+                "not a key line (the key field is missing)",
+            ]
+        );
+        assert_eq!(
+            shown_algorithm("sk-ssh-ed25519@openssh.com"),
+            Some("sk-ssh-ed25519@openssh.com")
+        );
+        assert_eq!(shown_algorithm("Ssh"), None);
+        assert_eq!(shown_algorithm(&"a".repeat(41)), None);
+        assert_eq!(shown_algorithm(""), None);
     }
 }

@@ -40,7 +40,7 @@ pub mod verify;
 pub use account::{SignOut, User, Whoami};
 pub use base::BaseUrl;
 pub use challenge::{ApiRequest, Challenge, RegistryChallenge};
-pub use client::{Client, RemoteFailure, Timeouts};
+pub use client::{Client, Method, RemoteFailure, Timeouts};
 pub use connect::{connect_url, ConnectForm};
 pub use error::{Error, ExitKind, Result};
 pub use key::{PrivateKey, PublicKey};

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::authorized_keys::{AuthorizedKeys, FileStamp};
+use crate::authorized_keys::{is_private_key_error, AuthorizedKeys, FileStamp};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Replace};
 use crate::http::{linger, read_request, write_response, ReadFail};
@@ -65,6 +65,10 @@ pub struct Keys {
     pub text: String,
     stamp: Option<FileStamp>,
     loaded: bool,
+    /// Whether [`Keys::store`] may write the file: false while it exists
+    /// but could not be read (a private key given by mistake, a file
+    /// others can write…), so a stand-in never overwrites what it cannot read.
+    writable: bool,
 }
 
 impl Keys {
@@ -93,22 +97,44 @@ impl Keys {
                 }
                 self.keys = keys;
                 self.text = text;
+                self.writable = true;
             }
             Err(e) => {
+                let why = if is_private_key_error(&e) {
+                    format!("{} {e} (use its .pub file)", self.shown)
+                } else {
+                    format!("cannot read {}: {e}", self.shown)
+                };
                 log(&format!(
-                    "cannot read {}: {e}; refusing every request until it can be read",
-                    self.shown
+                    "{why}; refusing every request until it can be read"
                 ));
                 self.keys = AuthorizedKeys::default();
                 self.text.clear();
+                // A file that is gone may be made anew; one that is there
+                // but unreadable is left alone.
+                self.writable = matches!(
+                    e,
+                    Error::Io {
+                        kind: io::ErrorKind::NotFound,
+                        ..
+                    }
+                );
             }
         }
     }
 
     /// Replaces the list with `text`: written atomically (mode 0600) when
     /// there is a file, then re-read.
+    /// Refused while the file is there but cannot be read.
     pub fn store(&mut self, text: String) -> Result<()> {
         if let Some(path) = &self.path {
+            if !self.writable {
+                return Err(Error::Io {
+                    kind: io::ErrorKind::PermissionDenied,
+                    message: "it cannot be read as an authorized_keys file, so it is left alone"
+                        .into(),
+                });
+            }
             fsutil::write_atomic(path, text.as_bytes(), 0o600, Replace::Allow)?;
             self.stamp = FileStamp::of(path);
         }
@@ -270,6 +296,7 @@ impl Server {
             text: String::new(),
             stamp: None,
             loaded: false,
+            writable: false,
         };
         keys.refresh();
         let state = Arc::new(State {
@@ -360,6 +387,15 @@ impl Server {
 
     /// [`Server::run`] until SIGTERM or SIGINT.
     pub fn run_until_signal(self) -> Result<()> {
+        let stopper = self.stop_on_signal()?;
+        self.run(&stopper)
+    }
+
+    /// A [`Stopper`] triggered by SIGTERM or SIGINT from now on. Call it
+    /// before telling anyone the server is up (the URL line), so a signal
+    /// sent right after is not lost to the default action; then
+    /// [`Server::run`] with it.
+    pub fn stop_on_signal(&self) -> Result<Stopper> {
         use signal_hook::consts::{SIGINT, SIGTERM};
         let stopper = self.stopper()?;
         let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
@@ -371,7 +407,7 @@ impl Server {
                     waker.stop();
                 }
             })?;
-        self.run(&stopper)
+        Ok(stopper)
     }
 }
 
@@ -397,6 +433,14 @@ impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// `s` with anything but visible ASCII replaced by `?`: a method comes
+/// from a header and must not break the log line.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
 }
 
 /// Writes one log line on stderr (errors ignored: logging must not stop
@@ -431,7 +475,7 @@ fn serve_connection(mut stream: TcpStream, state: &State, limits: &Limits) {
     };
     log(&format!(
         "{peer} {} {:?} {} {} {}",
-        truncate(&req.method, 16),
+        truncate(&printable(&req.method), 16),
         truncate(&req.uri, 200),
         resp.status,
         resp.fingerprint.as_deref().unwrap_or("-"),

@@ -118,7 +118,9 @@ impl From<Error> for Reason {
     fn from(e: Error) -> Self {
         match e {
             Error::TokenFormat(why) => Reason::MalformedToken(why),
-            Error::PublicKeyFormat(why) => Reason::NotEd25519(why),
+            Error::PublicKeyFormat(why) => {
+                Reason::NotEd25519(crate::authorized_keys::without_content(why))
+            }
             Error::BadSignature => Reason::BadSignature { challenge: None },
             Error::Request(why) => Reason::BadRequest(why),
             other => Reason::MalformedToken(other.to_string()),
@@ -481,6 +483,23 @@ fn read_line(
 mod tests {
     use super::*;
     use crate::key::PrivateKey;
+
+    #[test]
+    fn key_reasons_show_no_token_bytes() {
+        use crate::authorized_keys::without_content;
+        assert_eq!(
+            without_content("the key is \"ssh-rsa\", not ssh-ed25519".into()),
+            "the key is \"ssh-rsa\", not ssh-ed25519"
+        );
+        assert_eq!(
+            without_content("the key is \"SeCrEt\\u{1b}x\", not ssh-ed25519".into()),
+            "the key is not ssh-ed25519"
+        );
+        assert_eq!(
+            without_content("the key blob is truncated".into()),
+            "the key blob is truncated"
+        );
+    }
 
     fn key(n: u8) -> PrivateKey {
         PrivateKey::from_seed(&[n; 32], "").expect("seed")

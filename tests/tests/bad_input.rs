@@ -858,7 +858,7 @@ fn olm_verify_bad_tokens_lists_and_sizes() {
         ("binary list", &binary, "UTF-8"),
         ("huge list", &huge, "limit"),
         ("directory list", &dir, "directory"),
-        ("missing list", &missing, "No such file"),
+        ("missing list", &missing, "no such"),
     ] {
         let f = file.to_str().unwrap();
         let out = sb.run(
