@@ -35,7 +35,10 @@ const SCRIPT: &str = r#"
 set -u
 D="$HOME/.ollama"
 mkdir -p "$D"
-olm-keygen > old; olm-keygen > new
+olm-keygen > old
+# A new key of two pages (a long comment): on the full disk, the page the
+# old .pub frees is not enough for it.
+olm-keygen -C "$(head -c 6000 /dev/zero | tr '\0' c)" > new
 attempt() { # $1: case name; $2: how to break "$D"
   olm-store put < old > /dev/null 2>&1 || { echo "setup put failed" >&2; exit 90; }
   mkdir -p "$1"

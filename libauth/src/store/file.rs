@@ -414,8 +414,8 @@ impl FileStore {
         let _lock = self.lock_exclusive()?;
         self.sweep_orphans();
         let path = self.key_path();
-        let replace = match Self::inspect(&path)? {
-            None => Replace::Never,
+        let (replace, old) = match Self::inspect(&path)? {
+            None => (Replace::Never, None),
             Some(raw) => match PrivateKey::from_openssh(&raw.bytes) {
                 Ok(old) if old.same_key(key) => return self.repair(&old, &raw),
                 Ok(old) if !force => {
@@ -430,20 +430,28 @@ impl FileStore {
                         what: format!("a key file olm cannot read ({e})"),
                     })
                 }
-                _ => Replace::Allow,
+                Ok(old) => (Replace::Allow, Some(old)),
+                Err(_) => (Replace::Allow, None),
             },
         };
         // The old .pub goes first: a crash from here on leaves the old key
         // without a .pub, or the new key without one, never a mismatch.
         self.remove_stale_pub(&key.public_key())?;
-        write(&path, key.to_openssh().as_bytes(), 0o600, replace).map_err(|e| match e {
-            // Someone outside olm's lock (Ollama?) made the file just now.
-            Error::Exists => Error::Occupied {
-                location: quoted(&path),
-                what: "a key written just now by another program".into(),
-            },
-            other => at(&path, other),
-        })?;
+        if let Err(e) = write(&path, key.to_openssh().as_bytes(), 0o600, replace) {
+            // The old key is still in place (a full or read-only disk): give
+            // it its .pub back, best effort (the space it held is free).
+            if let Some(old) = &old {
+                let _ = self.write_pub(old, write);
+            }
+            return Err(match e {
+                // Someone outside olm's lock (Ollama?) made the file just now.
+                Error::Exists => Error::Occupied {
+                    location: quoted(&path),
+                    what: "a key written just now by another program".into(),
+                },
+                other => at(&path, other),
+            });
+        }
         self.write_pub(key, write)?;
         Ok(PutOutcome::Stored)
     }
