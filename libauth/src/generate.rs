@@ -76,8 +76,38 @@ pub fn write(artifact: Artifact, cmd: Command, out: &mut dyn Write) -> io::Resul
     out.flush()
 }
 
-/// The man page: clap_mangen's sections, then EXAMPLES and the shared ones.
+/// The man page: clap_mangen's sections, then EXAMPLES and the shared ones,
+/// in ASCII where the help text has typographic characters (a C locale's
+/// troff cannot draw `…`).
 fn man_page(cmd: Command, out: &mut dyn Write) -> io::Result<()> {
+    let mut page = Vec::new();
+    man_page_utf8(cmd, &mut page)?;
+    out.write_all(ascii_fallbacks(&String::from_utf8_lossy(&page)).as_bytes())?;
+    out.flush()
+}
+
+/// Typographic characters as ASCII; any other non-ASCII character as a roff
+/// `\[uXXXX]` escape.
+fn ascii_fallbacks(page: &str) -> String {
+    let mut out = String::with_capacity(page.len());
+    for c in page.chars() {
+        match c {
+            '…' => out.push_str("..."),
+            '–' | '‐' | '‑' => out.push('-'),
+            '—' => out.push_str("--"),
+            '‘' | '’' => out.push('\''),
+            '“' | '”' => out.push('"'),
+            '→' => out.push_str("->"),
+            '×' => out.push('x'),
+            '\u{a0}' => out.push(' '),
+            c if c.is_ascii() => out.push(c),
+            c => out.push_str(&format!("\\[u{:04X}]", u32::from(c))),
+        }
+    }
+    out
+}
+
+fn man_page_utf8(cmd: Command, out: &mut dyn Write) -> io::Result<()> {
     let examples = cmd.get_after_help().map(|h| h.to_string());
     let version = cmd.get_version().unwrap_or_default().to_string();
     let name = cmd.get_name().to_string();
@@ -316,6 +346,19 @@ mod tests {
         }
         assert!(!man.contains("olm-x-put(1)"), "{man}");
         assert!(!man.contains("Examples:"), "{man}");
+    }
+
+    #[test]
+    fn man_pages_are_ascii() {
+        let cmd = Command::new("olm-u")
+            .about("Take `Authorization: …` – or “this” → é")
+            .after_help("Examples:\n  olm-u … # done\n");
+        let mut out = Vec::new();
+        write(Artifact::Man, cmd, &mut out).expect("render");
+        let man = String::from_utf8(out).expect("utf8");
+        assert!(man.is_ascii(), "{man}");
+        assert!(man.contains("Authorization: ..."), "{man}");
+        assert!(man.contains("\\[u00E9]"), "{man}");
     }
 
     #[test]
