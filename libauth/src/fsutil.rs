@@ -33,11 +33,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, replace: Replace) -> R
         .prefix(".olm-")
         .permissions(fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
-        .map_err(without_temp_path)?;
+        ?;
     // The umask may have narrowed the mode; set it exactly.
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))?;
-    tmp.write_all(bytes).map_err(without_temp_path)?;
+    tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     match replace {
         Replace::Allow => {
@@ -55,20 +55,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, replace: Replace) -> R
     }
     File::open(dir)?.sync_all()?;
     Ok(())
-}
-
-/// tempfile adds `at path "<temporary file>"` to its errors, a name that is
-/// gone by the time a user reads it (and says nothing the caller's file
-/// name does not): keep the operating system's error alone.
-fn without_temp_path(e: io::Error) -> Error {
-    let mut message = e.to_string();
-    if let Some(at) = message.rfind(" at path \"") {
-        message.truncate(at);
-    }
-    Error::Io {
-        kind: e.kind(),
-        message,
-    }
 }
 
 /// Reads a private key file: refuses directories, files over

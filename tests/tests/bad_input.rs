@@ -168,7 +168,7 @@ fn bad_key_files(sb: &Sandbox) -> Vec<BadKey> {
         0o640,
         &["0640", "chmod 600"],
     );
-    add("missing", None, 0, &["No such file", "olm-keygen -o"]);
+    add("missing", None, 0, &["no such file", "olm-keygen -o"]);
     let dir = sb.path("bad-directory");
     fs::create_dir(&dir).expect("mkdir");
     rows.push(BadKey {

@@ -82,8 +82,8 @@ fn a_read_only_or_full_store_keeps_the_old_key() {
             .unwrap_or_else(|e| panic!("{case}/{name}: {e}"))
     };
     for (case, why) in [
-        ("readonly", "Read-only file system"),
-        ("full", "No space left on device"),
+        ("readonly", "read-only file system"),
+        ("full", "no space left on device"),
     ] {
         for writer in ["put", "keygen", "force"] {
             let code: i32 = read(case, &format!("{writer}.code"))
