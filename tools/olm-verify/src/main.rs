@@ -61,6 +61,11 @@ struct Cli {
     /// without one), for development.
     #[arg(long, requires = "serve")]
     stand_in: bool,
+    /// With --serve: believe X-Original-Method / X-Original-URI from any
+    /// peer, not only from this machine (for a proxy on another host; then
+    /// only that proxy may reach the verifier).
+    #[arg(long, requires = "serve")]
+    trust_original_headers: bool,
 }
 
 fn main() -> ExitCode {
@@ -227,6 +232,7 @@ fn serve(args: &Cli, addr: &str) -> anyhow::Result<()> {
         stand_in: args.stand_in,
         max_skew: args.max_skew,
         limits: Limits::default(),
+        trust_original_headers: args.trust_original_headers,
     };
     if config.authorized_keys.is_none() && !config.stand_in {
         return Err(CliError::bad_input(
@@ -247,10 +253,8 @@ fn serve(args: &Cli, addr: &str) -> anyhow::Result<()> {
             Err(e) => return Err(keys_error(path, e).into()),
         }
     }
-    let server = Server::bind(&config).map_err(|e| match e.exit_kind() {
-        libauth::ExitKind::Failed => CliError::failed(e.to_string()),
-        libauth::ExitKind::BadInput => CliError::bad_input(e.to_string()),
-    })?;
+    // libauth's error carries its exit status and hint (cli::run).
+    let server = Server::bind(&config)?;
     // Signals are caught before the URL is out: a script may stop the
     // server as soon as it has read it.
     let stopper = server.stop_on_signal()?;
