@@ -200,13 +200,13 @@ impl State {
         // verifying anything (a signature proves nothing for it anyway).
         let token = verify::parse_token(auth).map_err(|r| Box::new((r, None)))?;
         let key = *token.public_key();
+        let now = verify::now();
         let comment = {
             let keys = self.keys();
-            let entry = verify::authorize(&keys.keys, &keys.shown, &key)
+            let entry = verify::authorize(&keys.keys, &keys.shown, &key, now)
                 .map_err(|r| Box::new((r, Some(key))))?;
             entry.comment.clone()
         };
-        let now = verify::now();
         let signed = verify::verify_request(auth, &req.method, &req.uri, now, self.max_skew)
             .map_err(|r| Box::new((r, Some(key))))?;
         if replays == Replays::Refuse {

@@ -66,6 +66,14 @@ pub enum Reason {
         /// The file, as messages show it.
         file: String,
     },
+    /// The signer's line in the authorized keys file has expired
+    /// (`expiry-time=`).
+    Expired {
+        /// The signer's `SHA256:` fingerprint.
+        fingerprint: String,
+        /// The file, as messages show it.
+        file: String,
+    },
     /// The same token was already accepted within the skew window.
     Replayed,
     /// Too many tokens are remembered to check for replay; refused to be safe.
@@ -107,6 +115,9 @@ impl fmt::Display for Reason {
             ),
             Reason::NotAuthorized { fingerprint, file } => {
                 write!(f, "key {fingerprint} is not in {file}")
+            }
+            Reason::Expired { fingerprint, file } => {
+                write!(f, "key {fingerprint} has expired in {file} (expiry-time)")
             }
             Reason::Replayed => f.write_str("replayed token"),
             Reason::ReplayCacheFull => {
@@ -234,16 +245,25 @@ pub fn verify_request(
     Ok(SignedRequest { token, ts })
 }
 
-/// Requires `key` to be listed in `keys` (read from `file`, as shown).
+/// Requires `key` to be listed in `keys` (read from `file`, as shown), by
+/// a line that has not expired at Unix time `now`.
 pub fn authorize<'a>(
     keys: &'a AuthorizedKeys,
     file: &str,
     key: &PublicKey,
+    now: u64,
 ) -> Result<&'a Entry, Reason> {
-    keys.find(key).ok_or_else(|| Reason::NotAuthorized {
+    let entry = keys.find(key).ok_or_else(|| Reason::NotAuthorized {
         fingerprint: key.fingerprint(),
         file: file.to_string(),
-    })
+    })?;
+    if entry.expired(now) {
+        return Err(Reason::Expired {
+            fingerprint: key.fingerprint(),
+            file: file.to_string(),
+        });
+    }
+    Ok(entry)
 }
 
 /// Tokens accepted recently, to refuse a second use (replay).
@@ -461,11 +481,12 @@ pub fn run_lines(
             .all(|v| !matches!(v, Err(Reason::BadSignature { .. })));
         batch = signatures_ok;
         let mut out = Vec::with_capacity(lines.len() * 80);
+        let now = now();
         for slot in slots {
             let verdict = slot
                 .and_then(|i| verdicts[i].clone())
                 .and_then(|key| match keys {
-                    Some((list, file)) => authorize(list, file, &key).map(|_| key),
+                    Some((list, file)) => authorize(list, file, &key, now).map(|_| key),
                     None => Ok(key),
                 });
             match verdict {

@@ -140,7 +140,7 @@ fn run(args: Cli) -> anyhow::Result<()> {
     };
     let key = *key.public_key();
     if let Some((list, shown)) = keys {
-        verify::authorize(list, shown, &key).map_err(refused)?;
+        verify::authorize(list, shown, &key, verify::now()).map_err(refused)?;
     }
     cli::print_line(&key.to_line())?;
     Ok(())
@@ -215,6 +215,9 @@ fn refused(reason: Reason) -> anyhow::Error {
         }
         Reason::NotAuthorized { .. } => {
             Some("add the signer's public key line to the authorized keys file")
+        }
+        Reason::Expired { .. } => {
+            Some("the line's expiry-time has passed; renew it in the authorized keys file")
         }
         _ => None,
     };
