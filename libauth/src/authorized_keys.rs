@@ -119,7 +119,8 @@ impl AuthorizedKeys {
             let line = i + 1;
             match parse_line(raw) {
                 Line::Skip => {}
-                Line::Key(key, comment, expires) => {
+                Line::Key(found) => {
+                    let (key, comment, expires) = *found;
                     keys.index
                         .entry(*key.as_bytes())
                         .or_insert(keys.entries.len());
@@ -268,7 +269,7 @@ pub fn with_key_removed(text: &str, key: &PublicKey) -> Option<String> {
     let mut removed = false;
     for raw in text.split_inclusive('\n') {
         let line = raw.trim_end_matches(['\n', '\r']);
-        if matches!(parse_line(line), Line::Key(k, _, _) if &k == key) {
+        if matches!(parse_line(line), Line::Key(found) if &found.0 == key) {
             removed = true;
         } else {
             out.push_str(raw);
@@ -290,7 +291,7 @@ pub fn clean_comment(comment: &str) -> String {
 
 enum Line {
     Skip,
-    Key(PublicKey, String, Option<u64>),
+    Key(Box<(PublicKey, String, Option<u64>)>),
     Bad(String),
 }
 
@@ -326,7 +327,11 @@ fn parse_line(raw: &str) -> Line {
     }
     match parse_blob(blob) {
         Ok(key) => match read_options(options) {
-            Ok(expires) => Line::Key(key, after_type[blob.len()..].trim().to_string(), expires),
+            Ok(expires) => Line::Key(Box::new((
+                key,
+                after_type[blob.len()..].trim().to_string(),
+                expires,
+            ))),
             Err(why) => Line::Bad(why),
         },
         Err(why) => Line::Bad(format!("not a key line ({why})")),
