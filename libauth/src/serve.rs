@@ -4,7 +4,9 @@
 //!
 //! Every request gets `200` when its `Authorization` verifies against
 //! `METHOD,<request-URI>` (from `X-Original-Method` / `X-Original-URI` when
-//! present), the signer is listed and `ts` is fresh; otherwise `401` with
+//! present: believed from loopback peers only, unless
+//! [`Config::trust_original_headers`]; sent twice, `400`), the signer is
+//! listed and `ts` is fresh; otherwise `401` with
 //! `{"error":"unauthorized"}`. A token already accepted within the skew
 //! window is refused (replay). The authorized keys are re-read when the file
 //! changes.
@@ -309,6 +311,14 @@ impl Server {
             writable: false,
         };
         keys.refresh();
+        if config.stand_in && keys.path.is_some() && !keys.keys.entries().is_empty() {
+            log(&format!(
+                "warning: {} already lists {} key(s); the stand-in adds a key for anyone \
+                 who can reach /connect: never give it the file of a real --serve deployment",
+                keys.shown,
+                keys.keys.entries().len()
+            ));
+        }
         let state = Arc::new(State {
             base: BaseUrl::parse(&url).ok(),
             port: local.port(),

@@ -5,7 +5,9 @@
 //! read (in an error, a `bad …` line, a server log). The checks run in a fixed
 //! order: the token's form, the request's form, the signature, `ts` against the
 //! clock, the authorized keys, and last the replay cache (so only tokens that
-//! passed everything else are remembered).
+//! passed everything else are remembered). The server
+//! ([`crate::serve::State::check`]) looks the signer up right after reading
+//! the token, so an unlisted key costs no signature check.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
