@@ -45,7 +45,8 @@ struct Cli {
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MAX_SKEW)]
     max_skew: u64,
     /// Also require the signer to be listed in FILE (authorized_keys lines;
-    /// options and comments allowed, only ssh-ed25519 keys count).
+    /// only ssh-ed25519 keys count; expiry-time= is enforced, as UTC; lines
+    /// with cert-authority, from= or command= are skipped with a warning).
     #[arg(long, value_name = "FILE")]
     authorized_keys: Option<PathBuf>,
     /// Read `TOKEN<TAB>CHALLENGE` lines on stdin; print `ok <public key line>`
