@@ -751,6 +751,22 @@ fn stand_in_answers_only_this_machine_and_no_other_site() {
 }
 
 #[test]
+fn a_stand_in_warns_when_its_file_already_lists_keys() {
+    let sandbox = Sandbox::new();
+    let ak = authorized(&sandbox, &[&load("k1")]);
+    let server = sandbox.serve(&["--stand-in", "--authorized-keys", ak.to_str().unwrap()]);
+    let log = server.log();
+    assert!(
+        log.contains("already lists 1 key(s)")
+            && log.contains("never give it the file of a real --serve deployment"),
+        "{log}"
+    );
+    let fresh = sandbox.path("fresh");
+    let server = sandbox.serve(&["--stand-in", "--authorized-keys", fresh.to_str().unwrap()]);
+    assert!(!server.log().contains("already lists"), "{}", server.log());
+}
+
+#[test]
 fn original_headers_are_taken_once() {
     let sandbox = Sandbox::new();
     let k1 = load("k1");
