@@ -6,6 +6,18 @@
 //! spaces except inside double quotes. Only `ssh-ed25519` entries matter to
 //! olm; lines of other key types are skipped. A line that cannot be read is
 //! kept as a [`BadLine`] with its number, so a server can log it.
+//!
+//! Options never grant more than the line says:
+//! - `expiry-time="YYYYMMDD[HHMM[SS]][Z]"` is kept: the key stops counting
+//!   at that time, read as UTC (sshd reads it as the machine's local time
+//!   unless it ends in `Z`; write the `Z` and both agree);
+//! - a line with `cert-authority` (a CA key, not a signer), `from=` (olm
+//!   cannot know the client's address behind a proxy) or `command=` (the
+//!   key may only run that command) is skipped, with a [`BadLine`] saying
+//!   why; so is one with an option sshd does not know;
+//! - ssh's permission options (`restrict`, `no-pty`, `no-port-forwarding`,
+//!   `permitopen=`, `environment=` …) do not concern signed HTTP requests
+//!   and are accepted as they are.
 
 use std::collections::HashMap;
 use std::fs;
@@ -67,6 +79,16 @@ pub struct Entry {
     pub comment: String,
     /// 1-based line number in the file.
     pub line: usize,
+    /// From `expiry-time=`: the Unix time (seconds, UTC) from which the key
+    /// no longer counts.
+    pub expires: Option<u64>,
+}
+
+impl Entry {
+    /// Whether the entry has expired at Unix time `now`.
+    pub fn expired(&self, now: u64) -> bool {
+        self.expires.is_some_and(|t| now >= t)
+    }
 }
 
 /// A line that is neither blank, a comment, nor a readable key.
@@ -97,11 +119,17 @@ impl AuthorizedKeys {
             let line = i + 1;
             match parse_line(raw) {
                 Line::Skip => {}
-                Line::Key(key, comment) => {
+                Line::Key(found) => {
+                    let (key, comment, expires) = *found;
                     keys.index
                         .entry(*key.as_bytes())
                         .or_insert(keys.entries.len());
-                    keys.entries.push(Entry { key, comment, line });
+                    keys.entries.push(Entry {
+                        key,
+                        comment,
+                        line,
+                        expires,
+                    });
                 }
                 Line::Bad(why) => keys.bad.push(BadLine { line, why }),
             }
@@ -148,7 +176,8 @@ impl AuthorizedKeys {
         Ok((Self::parse(text), text.to_string()))
     }
 
-    /// The entry for `key`, if listed.
+    /// The entry for `key`, if listed (the first line listing it counts;
+    /// see [`Entry::expired`]).
     pub fn find(&self, key: &PublicKey) -> Option<&Entry> {
         self.index
             .get(key.as_bytes())
@@ -240,7 +269,7 @@ pub fn with_key_removed(text: &str, key: &PublicKey) -> Option<String> {
     let mut removed = false;
     for raw in text.split_inclusive('\n') {
         let line = raw.trim_end_matches(['\n', '\r']);
-        if matches!(parse_line(line), Line::Key(k, _) if &k == key) {
+        if matches!(parse_line(line), Line::Key(found) if &found.0 == key) {
             removed = true;
         } else {
             out.push_str(raw);
@@ -262,7 +291,7 @@ pub fn clean_comment(comment: &str) -> String {
 
 enum Line {
     Skip,
-    Key(PublicKey, String),
+    Key(Box<(PublicKey, String, Option<u64>)>),
     Bad(String),
 }
 
@@ -275,11 +304,13 @@ fn parse_line(raw: &str) -> Line {
     if line.is_empty() || line.starts_with('#') {
         return Line::Skip;
     }
-    let rest = if is_key_type(first_word(line)) {
-        line
+    let (options, rest) = if is_key_type(first_word(line)) {
+        ("", line)
     } else {
         match skip_options(line) {
-            Some(rest) if is_key_type(first_word(rest)) => rest,
+            Some(rest) if is_key_type(first_word(rest)) => {
+                (line[..line.len() - rest.len()].trim_end(), rest)
+            }
             Some(_) | None => {
                 return Line::Bad("not a key line (no key type where one was expected)".into())
             }
@@ -295,7 +326,14 @@ fn parse_line(raw: &str) -> Line {
         return Line::Bad("not a key line (the key field is missing)".into());
     }
     match parse_blob(blob) {
-        Ok(key) => Line::Key(key, after_type[blob.len()..].trim().to_string()),
+        Ok(key) => match read_options(options) {
+            Ok(expires) => Line::Key(Box::new((
+                key,
+                after_type[blob.len()..].trim().to_string(),
+                expires,
+            ))),
+            Err(why) => Line::Bad(why),
+        },
         Err(why) => Line::Bad(format!("not a key line ({why})")),
     }
 }
@@ -332,6 +370,147 @@ fn parse_blob(b64: &str) -> std::result::Result<PublicKey, String> {
         Error::PublicKeyFormat(why) => why,
         other => other.to_string(),
     })
+}
+
+/// ssh's permission options: nothing to do with signed HTTP requests.
+const PERMISSIONS: &[&str] = &[
+    "agent-forwarding",
+    "environment",
+    "no-agent-forwarding",
+    "no-port-forwarding",
+    "no-pty",
+    "no-touch-required",
+    "no-user-rc",
+    "no-x11-forwarding",
+    "permitlisten",
+    "permitopen",
+    "port-forwarding",
+    "principals",
+    "pty",
+    "restrict",
+    "tunnel",
+    "user-rc",
+    "verify-required",
+    "x11-forwarding",
+];
+
+/// Reads an options field: the expiry time it sets, or why the line is
+/// skipped (naming only options olm knows, never the line's content).
+fn read_options(options: &str) -> std::result::Result<Option<u64>, String> {
+    let mut expires: Option<u64> = None;
+    for option in split_options(options) {
+        let (name, value) = match option.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (option, None),
+        };
+        let name = name.to_ascii_lowercase();
+        match (name.as_str(), value) {
+            ("cert-authority", None) => {
+                return Err("cert-authority keys are not supported".into())
+            }
+            ("from", Some(_)) => {
+                return Err(
+                    "from= cannot be enforced (the client's address is unknown behind a proxy); the key is skipped"
+                        .into(),
+                )
+            }
+            ("command", Some(_)) => {
+                return Err(
+                    "command= keys may only run that command; the key is skipped".into(),
+                )
+            }
+            ("expiry-time", Some(v)) => {
+                let t = parse_expiry(v.trim_matches('"')).ok_or_else(|| {
+                    "expiry-time must be \"YYYYMMDD[HHMM[SS]][Z]\"; the key is skipped"
+                        .to_string()
+                })?;
+                // Two expiry times: the earlier counts.
+                expires = Some(expires.map_or(t, |e| e.min(t)));
+            }
+            (n, _) if PERMISSIONS.contains(&n) => {}
+            (n, _) => {
+                return Err(match shown_algorithm(n) {
+                    Some(n) => format!("unknown option {n}; the key is skipped"),
+                    None => "unknown option; the key is skipped".into(),
+                })
+            }
+        }
+    }
+    Ok(expires)
+}
+
+/// Splits an options field at the commas outside double quotes.
+fn split_options(options: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut in_quotes, mut escaped) = (0, false, false);
+    for (i, c) in options.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            ',' if !in_quotes => {
+                out.push(&options[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if start < options.len() {
+        out.push(&options[start..]);
+    }
+    out.retain(|o| !o.is_empty());
+    out
+}
+
+/// `YYYYMMDD[HHMM[SS]]`, optionally ending in `Z`, as UTC Unix seconds.
+fn parse_expiry(v: &str) -> Option<u64> {
+    let v = v.strip_suffix(['Z', 'z']).unwrap_or(v);
+    if !matches!(v.len(), 8 | 12 | 14) || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| v.get(r).map_or(Some(0), |s| s.parse::<u64>().ok());
+    let (year, month, day) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (hour, minute, second) = (num(8..10)?, num(10..12)?, num(12..14)?);
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if year < 1970
+        || !(1..=12).contains(&month)
+        || day == 0
+        || day > month_days[(month - 1) as usize]
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    let days_before_year: u64 = (1970..year)
+        .map(|y| {
+            if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
+                366
+            } else {
+                365
+            }
+        })
+        .sum();
+    let days_before_month: u64 = month_days[..(month - 1) as usize].iter().sum();
+    let days = days_before_year + days_before_month + day - 1;
+    Some(days * 86_400 + hour * 3_600 + minute * 60 + second)
 }
 
 fn first_word(s: &str) -> &str {
@@ -376,7 +555,7 @@ mod tests {
         let text = format!(
             "# a comment\n\n   \nssh-ed25519 {K1} alice@host\n\
              ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ bob\n\
-             no-pty,command=\"echo hi there\",from=\"10.0.0.1\" ssh-ed25519 {K2} carol\n\
+             no-pty,environment=\"A=b c\",RESTRICT ssh-ed25519 {K2} carol\n\
              ssh-ed25519 !!!notbase64\n\
              garbage line here\n"
         );
@@ -391,6 +570,47 @@ mod tests {
         let bad: Vec<usize> = keys.bad_lines().iter().map(|b| b.line).collect();
         assert_eq!(bad, vec![7, 8]);
         assert!(keys.bad_lines()[0].why.contains("base64"));
+    }
+
+    #[test]
+    fn options_never_grant_more_than_the_line_says() {
+        let text = format!(
+            "cert-authority ssh-ed25519 {K1} ca\n\
+             from=\"10.0.0.1\" ssh-ed25519 {K1} from\n\
+             command=\"echo hi, there\",no-pty ssh-ed25519 {K1} cmd\n\
+             no-pty,bogus-option ssh-ed25519 {K1} bogus\n\
+             expiry-time=\"2024\" ssh-ed25519 {K1} badtime\n\
+             restrict,expiry-time=\"20300101\",expiry-time=\"202001021030Z\" ssh-ed25519 {K1} two\n\
+             expiry-time=\"20991231235959\" ssh-ed25519 {K2} later\n"
+        );
+        let keys = AuthorizedKeys::parse(&text);
+        let bad: Vec<(usize, &str)> = keys
+            .bad_lines()
+            .iter()
+            .map(|b| (b.line, b.why.as_str()))
+            .collect();
+        assert_eq!(
+            bad,
+            vec![
+                (1, "cert-authority keys are not supported"),
+                (2, "from= cannot be enforced (the client's address is unknown behind a proxy); the key is skipped"),
+                (3, "command= keys may only run that command; the key is skipped"),
+                (4, "unknown option bogus-option; the key is skipped"),
+                (5, "expiry-time must be \"YYYYMMDD[HHMM[SS]][Z]\"; the key is skipped"),
+            ]
+        );
+        // The first line that lists K1 and counts: the earlier time, UTC.
+        let k1 = keys.find(&key(K1)).expect("listed");
+        assert_eq!(k1.comment, "two");
+        assert_eq!(k1.expires, Some(1_577_961_000)); // 2020-01-02T10:30:00Z
+        assert!(k1.expired(1_577_961_000) && !k1.expired(1_577_960_999));
+        let k2 = keys.find(&key(K2)).expect("listed");
+        assert_eq!(k2.expires, Some(4_102_444_799)); // 2099-12-31T23:59:59Z
+        assert_eq!(parse_expiry("19700101"), Some(0));
+        assert_eq!(parse_expiry("20240229"), Some(1_709_164_800));
+        assert_eq!(parse_expiry("20230229"), None);
+        assert_eq!(parse_expiry("20241301"), None);
+        assert_eq!(parse_expiry("2024010112"), None);
     }
 
     #[test]
@@ -453,6 +673,7 @@ mod tests {
         );
         let keys = AuthorizedKeys::parse(&text);
         let why: Vec<&str> = keys.bad_lines().iter().map(|b| b.why.as_str()).collect();
+        // (An options field naming a secret never shows it.)
         assert_eq!(
             why,
             vec![

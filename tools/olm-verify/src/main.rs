@@ -45,7 +45,8 @@ struct Cli {
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MAX_SKEW)]
     max_skew: u64,
     /// Also require the signer to be listed in FILE (authorized_keys lines;
-    /// options and comments allowed, only ssh-ed25519 keys count).
+    /// only ssh-ed25519 keys count; expiry-time= is enforced, as UTC; lines
+    /// with cert-authority, from= or command= are skipped with a warning).
     #[arg(long, value_name = "FILE")]
     authorized_keys: Option<PathBuf>,
     /// Read `TOKEN<TAB>CHALLENGE` lines on stdin; print `ok <public key line>`
@@ -61,6 +62,11 @@ struct Cli {
     /// without one), for development.
     #[arg(long, requires = "serve")]
     stand_in: bool,
+    /// With --serve: believe X-Original-Method / X-Original-URI from any
+    /// peer, not only from this machine (for a proxy on another host; then
+    /// only that proxy may reach the verifier).
+    #[arg(long, requires = "serve")]
+    trust_original_headers: bool,
 }
 
 fn main() -> ExitCode {
@@ -135,7 +141,7 @@ fn run(args: Cli) -> anyhow::Result<()> {
     };
     let key = *key.public_key();
     if let Some((list, shown)) = keys {
-        verify::authorize(list, shown, &key).map_err(refused)?;
+        verify::authorize(list, shown, &key, verify::now()).map_err(refused)?;
     }
     cli::print_line(&key.to_line())?;
     Ok(())
@@ -211,6 +217,9 @@ fn refused(reason: Reason) -> anyhow::Error {
         Reason::NotAuthorized { .. } => {
             Some("add the signer's public key line to the authorized keys file")
         }
+        Reason::Expired { .. } => {
+            Some("the line's expiry-time has passed; renew it in the authorized keys file")
+        }
         _ => None,
     };
     let err = CliError::failed(reason.to_string());
@@ -227,6 +236,7 @@ fn serve(args: &Cli, addr: &str) -> anyhow::Result<()> {
         stand_in: args.stand_in,
         max_skew: args.max_skew,
         limits: Limits::default(),
+        trust_original_headers: args.trust_original_headers,
     };
     if config.authorized_keys.is_none() && !config.stand_in {
         return Err(CliError::bad_input(
@@ -247,10 +257,8 @@ fn serve(args: &Cli, addr: &str) -> anyhow::Result<()> {
             Err(e) => return Err(keys_error(path, e).into()),
         }
     }
-    let server = Server::bind(&config).map_err(|e| match e.exit_kind() {
-        libauth::ExitKind::Failed => CliError::failed(e.to_string()),
-        libauth::ExitKind::BadInput => CliError::bad_input(e.to_string()),
-    })?;
+    // libauth's error carries its exit status and hint (cli::run).
+    let server = Server::bind(&config)?;
     // Signals are caught before the URL is out: a script may stop the
     // server as soon as it has read it.
     let stopper = server.stop_on_signal()?;
