@@ -1,7 +1,7 @@
 //! Base URLs of ollama.com or a stand-in, under Ollama's rules (§5).
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use crate::error::{Error, Result};
 
@@ -50,8 +50,17 @@ impl BaseUrl {
         }
         let (host, port) =
             split_host_port(rest).ok_or_else(|| bad("the host or port is malformed"))?;
+        let port = match port {
+            Some(p) => Some(p.parse::<u16>().map_err(|_| bad("the port is malformed"))?),
+            None => None,
+        };
         if host.is_empty() {
             return Err(bad("the host is empty"));
+        }
+        if host.contains(':') && !host.starts_with('[') {
+            return Err(bad(
+                "an IPv6 address needs brackets, e.g. http://[::1]:8080",
+            ));
         }
         if !host
             .bytes()
@@ -81,15 +90,10 @@ impl BaseUrl {
         }
     }
 
-    /// Whether the host is `localhost` or a loopback address.
+    /// Whether the host is `localhost` or a loopback address
+    /// ([`is_loopback_host`]).
     pub fn is_loopback(&self) -> bool {
-        if self.host == "localhost" || self.host.ends_with(".localhost") {
-            return true;
-        }
-        let bare = self.host.trim_start_matches('[').trim_end_matches(']');
-        bare.parse::<IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
+        is_loopback_host(&self.host)
     }
 
     /// `http` or `https`.
@@ -124,20 +128,51 @@ impl fmt::Display for BaseUrl {
     }
 }
 
-fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
+/// Splits `host[:port]`: `[v6]` and `[v6]:port` (the brackets kept, the
+/// address checked), `host` and `host:port`; a bare IPv6 address (several
+/// colons, no brackets) comes back whole, without a port. The port is
+/// returned as written, for the caller to check. `None` when malformed:
+/// unbalanced brackets, a bracketed non-IPv6 address, or text after `]`
+/// that is not `:port`. Shared by [`BaseUrl`] and
+/// [`crate::local::LocalHost`].
+pub(crate) fn split_host_port(s: &str) -> Option<(&str, Option<&str>)> {
     if s.starts_with('[') {
         let end = s.find(']')?;
         let (host, rest) = s.split_at(end + 1);
+        host[1..end].parse::<Ipv6Addr>().ok()?;
         return match rest.strip_prefix(':') {
-            Some(p) => Some((host, Some(p.parse().ok()?))),
+            Some(p) => Some((host, Some(p))),
             None if rest.is_empty() => Some((host, None)),
             None => None,
         };
     }
-    match s.rsplit_once(':') {
-        Some((h, p)) => Some((h, Some(p.parse().ok()?))),
+    if s.contains(['[', ']']) {
+        return None;
+    }
+    if s.matches(':').count() > 1 {
+        return Some((s, None));
+    }
+    match s.split_once(':') {
+        Some((h, p)) => Some((h, Some(p))),
         None => Some((s, None)),
     }
+}
+
+/// Whether `host` (IPv6 in brackets or not) is this machine: exactly
+/// `localhost` (any case) or a loopback address (127.0.0.0/8, `::1`).
+/// A `*.localhost` name is not: it is resolved like any other name and may
+/// point anywhere.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse::<IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(false)
 }
 
 /// Splits an absolute URL into its base and request-URI (`/` if none).
@@ -179,6 +214,29 @@ mod tests {
         );
         assert!(BaseUrl::parse("http://localhost").is_ok());
         assert!(BaseUrl::parse("http://[::1]:9").is_ok());
+        assert!(BaseUrl::parse("http://LocalHost:1").is_ok());
+        assert!(BaseUrl::parse("http://127.8.9.10").is_ok());
+    }
+
+    #[test]
+    fn only_this_machine_is_loopback() {
+        // A *.localhost name is resolved like any other and may be anywhere.
+        for bad in [
+            "http://evil.localhost",
+            "http://evil.localhost:8080",
+            "http://localhost.evil.example",
+            "http://[::ffff:10.0.0.1]",
+            "http://[box]",
+            "http://::1",
+        ] {
+            assert!(BaseUrl::parse(bad).is_err(), "{bad} accepted");
+        }
+        assert!(is_loopback_host("LOCALHOST"));
+        assert!(is_loopback_host("[::1]"));
+        assert!(is_loopback_host("::1"));
+        assert!(is_loopback_host("127.0.0.2"));
+        assert!(!is_loopback_host("a.localhost"));
+        assert!(!is_loopback_host("[127.0.0.1"));
     }
 
     #[test]

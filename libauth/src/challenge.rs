@@ -182,8 +182,11 @@ fn query_unescape(s: &str) -> Result<String> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
+                // Two hex digits exactly, as Go's unhex: from_str_radix alone
+                // would also take a sign ("%+1").
                 let hex = bytes
                     .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .ok_or_else(|| {
@@ -268,17 +271,18 @@ impl RegistryChallenge {
         let header = header.strip_prefix("Bearer ").unwrap_or(header);
         let realm = auth_param(header, "realm")
             .ok_or_else(|| Error::Request("the challenge has no realm=\"…\"".into()))?;
+        let shown = crate::key::truncate(realm, 80);
         let (scheme, rest) = realm
             .split_once("://")
-            .ok_or_else(|| Error::Request(format!("the realm {realm:?} is not an absolute URL")))?;
+            .ok_or_else(|| Error::Request(format!("the realm {shown:?} is not an absolute URL")))?;
         if scheme != "https" && scheme != "http" || rest.is_empty() || rest.starts_with('/') {
             return Err(Error::Request(format!(
-                "the realm {realm:?} is not an http(s) URL"
+                "the realm {shown:?} is not an http(s) URL"
             )));
         }
         if realm.contains('#') || realm.chars().any(|c| !c.is_ascii_graphic()) {
             return Err(Error::Request(format!(
-                "the realm {realm:?} holds characters a URL cannot"
+                "the realm {shown:?} holds characters a URL cannot"
             )));
         }
         Ok(RegistryChallenge {
@@ -366,6 +370,11 @@ mod tests {
         assert!(ApiRequest::new("GET", "/a b", 1).is_err());
         assert!(ApiRequest::new("GET", "/a?b=%zz", 1).is_err());
         assert!(ApiRequest::new("GET", "/a?b=1;c=2", 1).is_err());
+        // Go's unhex takes two hex digits, no sign (found while writing the fuzz targets).
+        assert!(ApiRequest::new("GET", "/a?b=%+1", 1).is_err());
+        assert!(ApiRequest::new("GET", "/a?b=%-1", 1).is_err());
+        assert!(ApiRequest::new("GET", "/a?b=%4", 1).is_err());
+        assert!(ApiRequest::new("GET", "/a?b=%4a", 1).is_ok());
     }
 
     #[test]

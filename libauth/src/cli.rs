@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, ExitKind};
 use crate::fsutil;
+use crate::generate;
 use crate::key::PrivateKey;
 use crate::store::{Backend, Store, BACKEND_ENV};
 
@@ -126,6 +127,10 @@ pub fn parse_from<T: clap::Parser>(
     tool: &str,
     args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
 ) -> T {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    if args.get(1).is_some_and(|a| a == generate::FLAG) {
+        std::process::exit(generate_for::<T>(tool, &args[2..]));
+    }
     match T::try_parse_from(args) {
         Ok(t) => t,
         Err(e) => {
@@ -148,6 +153,34 @@ pub fn parse_from<T: clap::Parser>(
                     std::process::exit(2);
                 }
             }
+        }
+    }
+}
+
+/// `TOOL --generate WHAT`: writes a man page or a completion script for the
+/// tool on stdout (see [`generate`]); returns the exit status.
+fn generate_for<T: clap::CommandFactory>(tool: &str, rest: &[OsString]) -> i32 {
+    let names: Vec<&str> = generate::Artifact::ALL.iter().map(|a| a.name()).collect();
+    let artifact = match rest {
+        [one] => one.to_str().and_then(generate::Artifact::from_name),
+        _ => None,
+    };
+    let Some(artifact) = artifact else {
+        let _ = writeln!(
+            io::stderr(),
+            "{tool}: error: {} takes one of: {}",
+            generate::FLAG,
+            names.join(", ")
+        );
+        return 2;
+    };
+    let mut out = io::stdout().lock();
+    match generate::write(artifact, T::command(), &mut out) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "{tool}: error: stdout: {e}");
+            1
         }
     }
 }
@@ -323,12 +356,36 @@ pub fn print_line(line: &str) -> io::Result<()> {
     out.flush()
 }
 
-/// Reads stdin's first line as text (trailing newline removed).
-pub fn read_stdin_text(limit: usize) -> anyhow::Result<String> {
+/// Reads all of stdin as text, up to `limit` bytes. It may hold a private
+/// key, so the buffer zeroizes on drop.
+pub fn read_stdin_text(limit: usize) -> anyhow::Result<Zeroizing<String>> {
     let bytes = read_stdin(limit)?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| CliError::bad_input("stdin: the input is not UTF-8 text"))?;
-    Ok(text.to_string())
+    Ok(Zeroizing::new(text.to_string()))
+}
+
+/// Writes one line to stderr. Unlike `eprintln!`, which panics when stderr
+/// is a closed pipe (`cmd 2>&1 | head -1`), a failed write is ignored.
+/// Use it through [`crate::eprint_line!`].
+pub fn eprint_line(args: fmt::Arguments<'_>) {
+    let mut err = io::stderr().lock();
+    let _ = err.write_fmt(args);
+    let _ = err.write_all(b"\n");
+}
+
+/// `eprintln!` that cannot panic: a line on stderr, a failed write ignored.
+#[macro_export]
+macro_rules! eprint_line {
+    ($($arg:tt)*) => {
+        $crate::cli::eprint_line(::std::format_args!($($arg)*))
+    };
+}
+
+/// Writes `TOOL: note: MESSAGE` to stderr. Unlike `eprintln!`, a closed or
+/// broken stderr is ignored rather than a panic.
+pub fn note(tool: &str, message: impl fmt::Display) {
+    let _ = writeln!(io::stderr().lock(), "{tool}: note: {message}");
 }
 
 /// Flags of the tools that talk to ollama.com: `--base`, `--timeout`,

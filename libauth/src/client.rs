@@ -256,6 +256,34 @@ pub fn is_plain_url(u: &str) -> bool {
         && u.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// The HTTP methods the client sends (every request has an empty body).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// `GET`.
+    Get,
+    /// `POST`, with an empty body.
+    Post,
+    /// `DELETE`.
+    Delete,
+}
+
+impl Method {
+    /// The method as it appears on the request line and in a challenge.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where requests go: a checked base URL of ollama.com or the local server.
 #[derive(Clone, Debug)]
 struct Origin {
@@ -350,7 +378,7 @@ impl Client {
     /// every network failure are [`Error::Remote`].
     pub fn send(
         &self,
-        method: &str,
+        method: Method,
         request_uri: &str,
         authorization: Option<&str>,
     ) -> Result<Response> {
@@ -363,15 +391,9 @@ impl Client {
         let url = format!("{}{request_uri}", self.origin.url);
         let agent = self.agent();
         let result = match method {
-            "GET" => with_auth(agent.get(&url), authorization).call(),
-            "DELETE" => with_auth(agent.delete(&url), authorization).call(),
-            "POST" => with_auth(agent.post(&url), authorization).send_empty(),
-            other => {
-                return Err(Error::Request(format!(
-                    "method {:?} is not supported by the client",
-                    crate::key::truncate(other, 16)
-                )))
-            }
+            Method::Get => with_auth(agent.get(&url), authorization).call(),
+            Method::Delete => with_auth(agent.delete(&url), authorization).call(),
+            Method::Post => with_auth(agent.post(&url), authorization).send_empty(),
         };
         let mut resp = result.map_err(|e| self.error(self.failure(e)))?;
         let status = resp.status().as_u16();
@@ -394,7 +416,7 @@ impl Client {
     }
 
     /// Sends a request signed with `key` as §3a says: `ts` is now.
-    pub fn signed(&self, key: &PrivateKey, method: &str, path: &str) -> Result<Response> {
+    pub fn signed(&self, key: &PrivateKey, method: Method, path: &str) -> Result<Response> {
         self.signed_at(key, method, path, unix_now())
     }
 
@@ -402,11 +424,11 @@ impl Client {
     pub fn signed_at(
         &self,
         key: &PrivateKey,
-        method: &str,
+        method: Method,
         path: &str,
         ts: u64,
     ) -> Result<Response> {
-        let request = ApiRequest::new(method, path, ts)?;
+        let request = ApiRequest::new(method.as_str(), path, ts)?;
         let token = Token::sign(key, request.challenge().as_bytes());
         self.send(method, &request.request_uri(), Some(&token.to_string()))
     }
@@ -504,7 +526,8 @@ fn location_origin(location: &str) -> String {
     }
 }
 
-/// Seconds since the Unix epoch (0 if the clock is before it).
+/// Seconds since the Unix epoch (0 if the clock is before it): the one
+/// clock of libauth, for `ts` values and freshness checks.
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -586,9 +609,15 @@ mod tests {
         let base = BaseUrl::parse("http://127.0.0.1:9").expect("base");
         let c = Client::new(&base);
         assert!(matches!(
-            c.send("GET", "api/me", None),
+            c.send(Method::Get, "api/me", None),
             Err(Error::Request(_))
         ));
-        assert!(matches!(c.send("PATCH", "/", None), Err(Error::Request(_))));
+    }
+
+    #[test]
+    fn methods_are_written_as_http_writes_them() {
+        assert_eq!(Method::Get.as_str(), "GET");
+        assert_eq!(Method::Post.to_string(), "POST");
+        assert_eq!(Method::Delete.as_str(), "DELETE");
     }
 }

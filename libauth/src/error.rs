@@ -16,6 +16,9 @@ pub enum Error {
     /// The key input was empty or held only white space.
     #[error("no key found: the input is empty")]
     KeyEmpty,
+    /// A PEM block whose line breaks were lost (a CI secret pasted flat).
+    #[error("not an OpenSSH private key: its line breaks are missing")]
+    KeyFlattened,
     /// The input is not an OpenSSH private key; the string says what is wrong.
     #[error("not an OpenSSH private key: {0}")]
     KeyFormat(String),
@@ -35,7 +38,7 @@ pub enum Error {
     #[error("signature does not match this challenge")]
     BadSignature,
     /// A challenge or request could not be built from the given values.
-    #[error("bad request: {0}")]
+    #[error("{0}")]
     Request(String),
     /// A base URL broke Ollama's rules for `OLLAMA_CLOUD_BASE_URL`.
     #[error("bad base URL {url:?}: {why}")]
@@ -121,8 +124,24 @@ impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
         Error::Io {
             kind: e.kind(),
-            message: e.to_string(),
+            message: plain_io_message(&e),
         }
+    }
+}
+
+/// The OS message without Rust's ` (os error N)` suffix, starting lower
+/// case, to read well after `FILE: `. tempfile adds `at path "<temporary
+/// file>"`, a name gone by the time anyone reads it: that goes too.
+fn plain_io_message(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let text = text.split(" at path ").next().unwrap_or(text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) if chars.clone().next().is_some_and(char::is_lowercase) => {
+            first.to_lowercase().chain(chars).collect()
+        }
+        _ => text.to_string(),
     }
 }
 
@@ -157,7 +176,8 @@ impl Error {
                 Some("remove the passphrase from a copy with `ssh-keygen -p -N '' -f COPY`, or make a new key with `olm-keygen`")
             }
             Error::KeyType(_) => Some("make an Ed25519 key with `olm-keygen` or `ssh-keygen -t ed25519 -N ''`"),
-            Error::KeyEmpty => Some("make a new key with `olm-keygen`, or restore the file from a backup"),
+            Error::KeyEmpty => Some("make a key with `olm-keygen`, or check that the right key was given"),
+            Error::KeyFlattened => Some("keep the key's newlines: store the whole file in the secret, and pass it as \"$VAR\" (quoted)"),
             Error::LoosePermissions { .. } => Some("run `chmod 600` on the key file"),
             Error::Remote {
                 failure: crate::client::RemoteFailure::TimedOut { .. },

@@ -32,7 +32,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, replace: Replace) -> R
     let mut tmp = tempfile::Builder::new()
         .prefix(".olm-")
         .permissions(fs::Permissions::from_mode(mode))
-        .tempfile_in(dir)?;
+        .tempfile_in(dir)
+        ?;
     // The umask may have narrowed the mode; set it exactly.
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))?;
@@ -76,8 +77,12 @@ pub fn read_private_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 /// Reads at most `limit` bytes; more is [`Error::TooLarge`].
+///
+/// The buffer is allocated once, for `limit + 1` bytes: a growing `Vec`
+/// would leave copies of what it held (a key) behind in freed memory. The
+/// allocation is not touched until read into, so it costs no memory.
 pub fn read_limited(reader: impl Read, limit: usize) -> Result<Zeroizing<Vec<u8>>> {
-    let mut buf = Zeroizing::new(Vec::new());
+    let mut buf = Zeroizing::new(Vec::with_capacity(limit.saturating_add(1)));
     reader.take(limit as u64 + 1).read_to_end(&mut buf)?;
     if buf.len() > limit {
         return Err(Error::TooLarge { limit });
@@ -111,6 +116,29 @@ mod tests {
         );
         // No temporary files are left behind.
         assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 1);
+    }
+
+    #[test]
+    fn errors_do_not_name_temporary_files() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let err = write_atomic(
+            &dir.path().join("gone").join("k"),
+            b"x",
+            0o600,
+            Replace::Never,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Io {
+                    kind: io::ErrorKind::NotFound,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(!err.to_string().contains(".olm-"), "{err}");
     }
 
     #[test]

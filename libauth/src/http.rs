@@ -97,16 +97,47 @@ impl Response {
 }
 
 /// One parsed request, as the handlers see it.
-#[derive(Debug)]
+///
+/// Its `Debug` never shows the `Authorization` value: a token is replayable
+/// on ollama.com.
 pub struct Request {
-    /// The method to verify (`X-Original-Method` when present).
+    /// The method to verify (`X-Original-Method` when present and trusted).
     pub method: String,
-    /// The request-URI to verify (`X-Original-URI` when present).
+    /// The request-URI to verify (`X-Original-URI` when present and trusted).
     pub uri: String,
     /// The `Authorization` value, when exactly one was sent.
     pub authorization: Option<Vec<u8>>,
     /// More than one `Authorization` header was sent.
     pub authorization_repeated: bool,
+    /// The `Host` header, when one was sent.
+    pub host: Option<String>,
+    /// The `Sec-Fetch-Site` header (sent by browsers), when one was sent.
+    pub fetch_site: Option<String>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("uri", &self.uri)
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "<redacted>"),
+            )
+            .field("authorization_repeated", &self.authorization_repeated)
+            .field("host", &self.host)
+            .field("fetch_site", &self.fetch_site)
+            .finish()
+    }
+}
+
+/// Whether `X-Original-Method` / `X-Original-URI` are believed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OriginalHeaders {
+    /// Believed: the peer is a proxy we trust (nginx on this machine).
+    Trust,
+    /// Not believed: a request carrying either gets `400`.
+    Refuse,
 }
 
 /// How reading a request ended, when it did not give one.
@@ -118,10 +149,12 @@ pub(crate) enum ReadFail {
 }
 
 /// Reads one request head (and drains a small body) within the limits.
-/// Returns the request and whether it was a HEAD request.
+/// Returns the request and whether it was a HEAD request. `original` says
+/// whether `X-Original-Method` / `X-Original-URI` are believed.
 pub(crate) fn read_request(
     stream: &mut TcpStream,
     limits: &Limits,
+    original: OriginalHeaders,
 ) -> std::result::Result<(Request, bool), ReadFail> {
     let deadline = Instant::now() + limits.request_deadline;
     let mut buf = vec![0u8; limits.max_head];
@@ -145,7 +178,7 @@ pub(crate) fn read_request(
         match parsed.parse(&buf[..len]) {
             Ok(httparse::Status::Partial) => continue,
             Ok(httparse::Status::Complete(head_len)) => {
-                let req = extract(&parsed)?;
+                let req = extract(&parsed, original)?;
                 let head_only = parsed.method == Some("HEAD");
                 let body_len = body_length(&parsed, limits)?;
                 let have = len - head_len;
@@ -238,19 +271,66 @@ fn drain(
     Ok(())
 }
 
-fn extract(req: &httparse::Request<'_, '_>) -> std::result::Result<Request, ReadFail> {
+/// The message of the `400` for `X-Original-*` headers from a peer that is
+/// not trusted to set them.
+pub const UNTRUSTED_ORIGINAL: &str = "X-Original-Method and X-Original-URI are only believed from a proxy on this machine (see --trust-original-headers)";
+
+fn extract(
+    req: &httparse::Request<'_, '_>,
+    original: OriginalHeaders,
+) -> std::result::Result<Request, ReadFail> {
     let mut method = req.method.unwrap_or("").to_string();
     let mut uri = req.path.unwrap_or("").to_string();
     let mut authorization = None;
     let mut repeated = false;
+    let mut original_method: Option<String> = None;
+    let mut original_uri: Option<String> = None;
+    let mut host: Option<String> = None;
+    let mut fetch_site: Option<String> = None;
+    // A header that decides what is verified (or for whom) must come once:
+    // with two, which one a proxy or we would use is anyone's guess.
+    let once = |slot: &mut Option<String>, value: &[u8], what: &'static str| {
+        if slot.is_some() {
+            return Err(ReadFail::Answer(400, what));
+        }
+        *slot = Some(text(value)?);
+        Ok(())
+    };
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("authorization") {
             repeated |= authorization.is_some();
             authorization = Some(h.value.to_vec());
         } else if h.name.eq_ignore_ascii_case("x-original-method") {
-            method = text(h.value)?;
+            once(
+                &mut original_method,
+                h.value,
+                "more than one X-Original-Method header",
+            )?;
         } else if h.name.eq_ignore_ascii_case("x-original-uri") {
-            uri = text(h.value)?;
+            once(
+                &mut original_uri,
+                h.value,
+                "more than one X-Original-URI header",
+            )?;
+        } else if h.name.eq_ignore_ascii_case("host") {
+            once(&mut host, h.value, "more than one Host header")?;
+        } else if h.name.eq_ignore_ascii_case("sec-fetch-site") {
+            once(
+                &mut fetch_site,
+                h.value,
+                "more than one Sec-Fetch-Site header",
+            )?;
+        }
+    }
+    if original_method.is_some() || original_uri.is_some() {
+        if original == OriginalHeaders::Refuse {
+            return Err(ReadFail::Answer(400, UNTRUSTED_ORIGINAL));
+        }
+        if let Some(m) = original_method {
+            method = m;
+        }
+        if let Some(u) = original_uri {
+            uri = u;
         }
     }
     Ok(Request {
@@ -258,6 +338,8 @@ fn extract(req: &httparse::Request<'_, '_>) -> std::result::Result<Request, Read
         uri,
         authorization,
         authorization_repeated: repeated,
+        host,
+        fetch_site,
     })
 }
 
@@ -272,10 +354,12 @@ fn status_text(status: u16) -> &'static str {
         200 => "OK",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         408 => "Request Timeout",
         411 => "Length Required",
         413 => "Content Too Large",
+        421 => "Misdirected Request",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
@@ -334,6 +418,14 @@ mod tests {
 
     /// Sends `raw` to a fresh connection and reads it back with `limits`.
     fn read_raw(raw: &[u8], limits: &Limits) -> std::result::Result<(Request, bool), ReadFail> {
+        read_raw_with(raw, limits, OriginalHeaders::Trust)
+    }
+
+    fn read_raw_with(
+        raw: &[u8],
+        limits: &Limits,
+        original: OriginalHeaders,
+    ) -> std::result::Result<(Request, bool), ReadFail> {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let raw = raw.to_vec();
@@ -345,7 +437,7 @@ mod tests {
             let _ = s.read_to_end(&mut sink);
         });
         let (mut stream, _) = listener.accept().expect("accept");
-        let got = read_request(&mut stream, limits);
+        let got = read_request(&mut stream, limits, original);
         drop(stream);
         client.join().expect("client");
         got
@@ -369,7 +461,34 @@ mod tests {
         assert_eq!(req.uri, "/api/me?ts=1");
         assert_eq!(req.authorization.as_deref(), Some(&b"abc"[..]));
         assert!(!req.authorization_repeated);
+        assert_eq!(req.host.as_deref(), Some("x"));
         assert!(!head);
+        // The token never shows in Debug.
+        assert!(!format!("{req:?}").contains("abc"), "{req:?}");
+    }
+
+    #[test]
+    fn original_headers_come_once_and_only_from_a_trusted_peer() {
+        let limits = Limits::default();
+        let twice_uri = b"GET /_auth HTTP/1.1\r\nX-Original-URI: /a?ts=1\r\n\
+            X-Original-URI: /b?ts=1\r\n\r\n";
+        assert_eq!(status(read_raw(twice_uri, &limits)), 400);
+        let twice_method = b"GET /_auth HTTP/1.1\r\nX-Original-Method: GET\r\n\
+            x-original-method: POST\r\n\r\n";
+        assert_eq!(status(read_raw(twice_method, &limits)), 400);
+        let twice_host = b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
+        assert_eq!(status(read_raw(twice_host, &limits)), 400);
+        let once = b"GET /_auth HTTP/1.1\r\nX-Original-URI: /a?ts=1\r\n\r\n";
+        let refused = read_raw_with(once, &limits, OriginalHeaders::Refuse);
+        assert!(
+            matches!(refused, Err(ReadFail::Answer(400, m)) if m == UNTRUSTED_ORIGINAL),
+            "not refused"
+        );
+        let plain = b"GET /a?ts=1 HTTP/1.1\r\n\r\n";
+        let (req, _) = read_raw_with(plain, &limits, OriginalHeaders::Refuse)
+            .ok()
+            .expect("a plain request from anywhere");
+        assert_eq!(req.uri, "/a?ts=1");
     }
 
     #[test]

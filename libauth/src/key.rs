@@ -60,8 +60,16 @@ impl PrivateKey {
                 "it does not start with -----BEGIN OPENSSH PRIVATE KEY-----".into(),
             ));
         }
-        let openssh =
-            ssh_key::PrivateKey::from_openssh(trimmed).map_err(|e| describe_ssh_error(&e))?;
+        let openssh = ssh_key::PrivateKey::from_openssh(trimmed).map_err(|e| {
+            // ssh-key cannot read some algorithms at all (ECDSA, DSA without
+            // their features): name them from the key's public half.
+            match sniff_algorithm(trimmed) {
+                Some(label) if label != ALGORITHM && !matches!(e, ssh_key::Error::Encrypted) => {
+                    Error::KeyType(label.to_string())
+                }
+                _ => describe_ssh_error(&e),
+            }
+        })?;
         Self::from_ssh_key(openssh)
     }
 
@@ -145,7 +153,10 @@ impl PrivateKey {
 
     /// Whether two keys hold the same secret.
     pub fn same_key(&self, other: &PrivateKey) -> bool {
-        self.signing.to_bytes() == other.signing.to_bytes()
+        // The copies are secrets too: zeroized when compared.
+        let mine = Zeroizing::new(self.signing.to_bytes());
+        let theirs = Zeroizing::new(other.signing.to_bytes());
+        *mine == *theirs
     }
 }
 
@@ -190,28 +201,73 @@ fn foreign_pem(text: &[u8]) -> Option<Error> {
         .map(|(_, e)| e)
 }
 
+/// The algorithm of an OpenSSH private key, read from its public half, as
+/// one of a fixed list of names (never text from the file).
+fn sniff_algorithm(text: &[u8]) -> Option<&'static str> {
+    let body: Vec<u8> = text
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .filter(|l| !l.starts_with(b"-----"))
+        .flatten()
+        .copied()
+        .collect();
+    let body = Zeroizing::new(body);
+    let bin = Zeroizing::new(STANDARD.decode(&*body).ok()?);
+    let rest = bin.strip_prefix(b"openssh-key-v1\0")?;
+    let (_cipher, rest) = read_string(rest)?;
+    let (_kdf, rest) = read_string(rest)?;
+    let (_kdf_options, rest) = read_string(rest)?;
+    let rest = rest.get(4..)?;
+    let (public, _) = read_string(rest)?;
+    let (name, _) = read_string(public)?;
+    let label = match name {
+        b"ssh-ed25519" => ALGORITHM,
+        b"ssh-rsa" => "RSA",
+        b"ssh-dss" => "DSA",
+        b"ecdsa-sha2-nistp256" | b"ecdsa-sha2-nistp384" | b"ecdsa-sha2-nistp521" => "ECDSA",
+        b"sk-ssh-ed25519@openssh.com" => "sk-ssh-ed25519@openssh.com (security key)",
+        b"sk-ecdsa-sha2-nistp256@openssh.com" => {
+            "sk-ecdsa-sha2-nistp256@openssh.com (security key)"
+        }
+        _ => return None,
+    };
+    Some(label)
+}
+
+/// A name for `alg` that holds nothing read from the file: an unknown
+/// algorithm's name is file content, so it is not repeated.
 fn algorithm_label(alg: &Algorithm) -> String {
     match alg {
         Algorithm::Rsa { .. } => "RSA".into(),
         Algorithm::Ecdsa { .. } => "ECDSA".into(),
         Algorithm::Dsa => "DSA".into(),
-        other => other.as_str().to_string(),
+        Algorithm::SkEd25519 | Algorithm::SkEcdsaSha2NistP256 => alg.as_str().to_string(),
+        _ => "unknown-algorithm".into(),
     }
 }
 
+/// Turns ssh-key's error into ours with a fixed message: ssh-key's own
+/// messages may quote decoded file content (an "invalid label" repeats the
+/// bytes it read, which in a damaged key can be secret), so none is kept.
 fn describe_ssh_error(e: &ssh_key::Error) -> Error {
-    match e {
-        ssh_key::Error::Encrypted => Error::KeyEncrypted,
-        ssh_key::Error::AlgorithmUnknown => Error::KeyType("unknown-algorithm".into()),
+    let why = match e {
+        ssh_key::Error::Encrypted => return Error::KeyEncrypted,
+        ssh_key::Error::AlgorithmUnknown => return Error::KeyType("unknown-algorithm".into()),
         ssh_key::Error::AlgorithmUnsupported { algorithm } => {
-            Error::KeyType(algorithm_label(algorithm))
+            return Error::KeyType(algorithm_label(algorithm))
         }
-        ssh_key::Error::Crypto => {
-            Error::KeyFormat("its check integers do not match (damaged?)".into())
+        ssh_key::Error::Crypto => "its check integers do not match (damaged?)".to_string(),
+        ssh_key::Error::PublicKey => "its public and private halves do not match".to_string(),
+        ssh_key::Error::Version { number } => format!("unsupported key format version {number}"),
+        ssh_key::Error::TrailingData { remaining } => {
+            format!("damaged: {remaining} unexpected bytes after the key")
         }
-        // ssh-key's messages name the encoding problem, never the key bytes.
-        other => Error::KeyFormat(format!("damaged or truncated ({other})")),
-    }
+        ssh_key::Error::Encoding(_) | ssh_key::Error::FormatEncoding => {
+            "damaged or truncated (its encoding is malformed)".to_string()
+        }
+        _ => "damaged or truncated".to_string(),
+    };
+    Error::KeyFormat(why)
 }
 
 /// An Ed25519 public key.
@@ -351,15 +407,21 @@ fn read_string(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     Some(rest.split_at(len))
 }
 
-/// Shortens untrusted text before it goes into a message.
+/// Shortens untrusted text before it goes into a message, which shows it
+/// with `{:?}`: the cut counts each character as escaped (`\u{7}` is six),
+/// so the quoted form stays within `max` characters plus `…`.
 pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(max).collect();
-        t.push('…');
-        t
+    let mut shown = 0;
+    let mut out = String::new();
+    for c in s.chars() {
+        shown += c.escape_debug().count();
+        if shown > max {
+            out.push('…');
+            return out;
+        }
+        out.push(c);
     }
+    out
 }
 
 #[cfg(test)]
@@ -436,6 +498,15 @@ mod tests {
         let rsa_blob = STANDARD.encode(b"\0\0\0\x07ssh-rsa\0\0\0\x01\x01");
         let err = PublicKey::from_line(&format!("ssh-ed25519 {rsa_blob}")).unwrap_err();
         assert!(err.to_string().contains("ssh-rsa"), "{err}");
+    }
+
+    #[test]
+    fn truncation_bounds_the_escaped_form() {
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("abcd", 3), "abc…");
+        let bells = "\u{7}".repeat(100);
+        let shown = format!("{:?}", truncate(&bells, 40));
+        assert!(shown.chars().count() <= 40 + 3, "{shown}");
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //! - [`serve`]: the HTTP verifier of `olm-verify --serve`;
 //! - [`http`]: its small, bounded HTTP/1.1 layer;
 //! - [`standin`]: ollama.com's endpoints over a local key list;
-//! - [`cli`]: the plumbing every `olm-*` binary shares.
+//! - [`cli`]: the plumbing every `olm-*` binary shares;
+//! - [`generate`]: man pages and shell completions from a tool's clap definition.
 
 pub mod account;
 pub mod authorized_keys;
@@ -26,6 +27,7 @@ pub mod client;
 pub mod connect;
 pub mod error;
 pub mod fsutil;
+pub mod generate;
 pub mod http;
 pub mod key;
 pub mod local;
@@ -38,7 +40,7 @@ pub mod verify;
 pub use account::{SignOut, User, Whoami};
 pub use base::BaseUrl;
 pub use challenge::{ApiRequest, Challenge, RegistryChallenge};
-pub use client::{Client, RemoteFailure, Timeouts};
+pub use client::{Client, Method, RemoteFailure, Timeouts};
 pub use connect::{connect_url, ConnectForm};
 pub use error::{Error, ExitKind, Result};
 pub use key::{PrivateKey, PublicKey};

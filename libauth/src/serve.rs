@@ -4,7 +4,9 @@
 //!
 //! Every request gets `200` when its `Authorization` verifies against
 //! `METHOD,<request-URI>` (from `X-Original-Method` / `X-Original-URI` when
-//! present), the signer is listed and `ts` is fresh; otherwise `401` with
+//! present: believed from loopback peers only, unless
+//! [`Config::trust_original_headers`]; sent twice, `400`), the signer is
+//! listed and `ts` is fresh; otherwise `401` with
 //! `{"error":"unauthorized"}`. A token already accepted within the skew
 //! window is refused (replay). The authorized keys are re-read when the file
 //! changes.
@@ -26,10 +28,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::authorized_keys::{AuthorizedKeys, FileStamp};
+use crate::authorized_keys::{is_private_key_error, AuthorizedKeys, FileStamp};
+use crate::base::BaseUrl;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Replace};
-use crate::http::{linger, read_request, write_response, ReadFail};
+use crate::http::{linger, read_request, write_response, OriginalHeaders, ReadFail};
 
 pub use crate::http::{Limits, Request, Response};
 use crate::key::{truncate, PublicKey};
@@ -50,6 +53,10 @@ pub struct Config {
     pub max_skew: u64,
     /// Bounds per client.
     pub limits: Limits,
+    /// Believe `X-Original-Method` / `X-Original-URI` from any peer. By
+    /// default they are believed only from loopback peers (nginx on this
+    /// machine); from others a request carrying them gets `400`.
+    pub trust_original_headers: bool,
 }
 
 /// The authorized keys as last read, and where from.
@@ -65,6 +72,10 @@ pub struct Keys {
     pub text: String,
     stamp: Option<FileStamp>,
     loaded: bool,
+    /// Whether [`Keys::store`] may write the file: false while it exists
+    /// but could not be read (a private key given by mistake, a file
+    /// others can write…), so a stand-in never overwrites what it cannot read.
+    writable: bool,
 }
 
 impl Keys {
@@ -93,22 +104,44 @@ impl Keys {
                 }
                 self.keys = keys;
                 self.text = text;
+                self.writable = true;
             }
             Err(e) => {
+                let why = if is_private_key_error(&e) {
+                    format!("{} {e} (use its .pub file)", self.shown)
+                } else {
+                    format!("cannot read {}: {e}", self.shown)
+                };
                 log(&format!(
-                    "cannot read {}: {e}; refusing every request until it can be read",
-                    self.shown
+                    "{why}; refusing every request until it can be read"
                 ));
                 self.keys = AuthorizedKeys::default();
                 self.text.clear();
+                // A file that is gone may be made anew; one that is there
+                // but unreadable is left alone.
+                self.writable = matches!(
+                    e,
+                    Error::Io {
+                        kind: io::ErrorKind::NotFound,
+                        ..
+                    }
+                );
             }
         }
     }
 
     /// Replaces the list with `text`: written atomically (mode 0600) when
     /// there is a file, then re-read.
+    /// Refused while the file is there but cannot be read.
     pub fn store(&mut self, text: String) -> Result<()> {
         if let Some(path) = &self.path {
+            if !self.writable {
+                return Err(Error::Io {
+                    kind: io::ErrorKind::PermissionDenied,
+                    message: "it cannot be read as an authorized_keys file, so it is left alone"
+                        .into(),
+                });
+            }
             fsutil::write_atomic(path, text.as_bytes(), 0o600, Replace::Allow)?;
             self.stamp = FileStamp::of(path);
         }
@@ -124,8 +157,11 @@ pub type Refusal = Box<(Reason, Option<PublicKey>)>;
 /// What every connection shares.
 #[derive(Debug)]
 pub struct State {
-    /// The base URL clients reach this server at (`http://HOST:PORT`).
-    pub base: String,
+    /// The base URL clients reach this server at (`http://HOST:PORT`);
+    /// `None` when it listens beyond loopback (no `http` base URL then).
+    pub base: Option<BaseUrl>,
+    /// The port it listens on (stand-in endpoints check `Host` against it).
+    pub port: u16,
     /// Allowed skew, seconds.
     pub max_skew: u64,
     /// Whether ollama.com's endpoints are served.
@@ -142,9 +178,10 @@ impl State {
         keys
     }
 
-    /// The full check of a signed request: signature over the request,
-    /// fresh `ts`, listed signer and, with [`Replays::Refuse`], not a token
-    /// already accepted. Returns the token, the signer's authorized_keys
+    /// The full check of a signed request: a readable token by a listed
+    /// signer (looked up first, so an unlisted key costs no signature
+    /// check), its signature over the request, a fresh `ts` and, with
+    /// [`Replays::Refuse`], not a token already accepted. Returns the token, the signer's authorized_keys
     /// comment, or the reason and (when the token could be read) its key.
     pub fn check(
         &self,
@@ -161,19 +198,19 @@ impl State {
             .authorization
             .as_deref()
             .ok_or_else(|| Box::new((Reason::Missing, None)))?;
+        // The cheap check first: an unlisted key is refused without
+        // verifying anything (a signature proves nothing for it anyway).
+        let token = verify::parse_token(auth).map_err(|r| Box::new((r, None)))?;
+        let key = *token.public_key();
         let now = verify::now();
-        let signed = verify::verify_request(auth, &req.method, &req.uri, now, self.max_skew)
-            .map_err(|r| {
-                let key = verify::parse_token(auth).ok().map(|t| *t.public_key());
-                Box::new((r, key))
-            })?;
-        let key = *signed.token.public_key();
         let comment = {
             let keys = self.keys();
-            let entry = verify::authorize(&keys.keys, &keys.shown, &key)
+            let entry = verify::authorize(&keys.keys, &keys.shown, &key, now)
                 .map_err(|r| Box::new((r, Some(key))))?;
             entry.comment.clone()
         };
+        let signed = verify::verify_request(auth, &req.method, &req.uri, now, self.max_skew)
+            .map_err(|r| Box::new((r, Some(key))))?;
         if replays == Replays::Refuse {
             self.replay
                 .lock()
@@ -218,6 +255,7 @@ pub struct Server {
     state: Arc<State>,
     limits: Limits,
     url: String,
+    trust_original_headers: bool,
 }
 
 impl Server {
@@ -270,10 +308,20 @@ impl Server {
             text: String::new(),
             stamp: None,
             loaded: false,
+            writable: false,
         };
         keys.refresh();
+        if config.stand_in && keys.path.is_some() && !keys.keys.entries().is_empty() {
+            log(&format!(
+                "warning: {} already lists {} key(s); the stand-in adds a key for anyone \
+                 who can reach /connect: never give it the file of a real --serve deployment",
+                keys.shown,
+                keys.keys.entries().len()
+            ));
+        }
         let state = Arc::new(State {
-            base: url.clone(),
+            base: BaseUrl::parse(&url).ok(),
+            port: local.port(),
             max_skew: config.max_skew,
             stand_in: config.stand_in,
             keys: Mutex::new(keys),
@@ -287,6 +335,7 @@ impl Server {
             state,
             limits: config.limits.clone(),
             url,
+            trust_original_headers: config.trust_original_headers,
         })
     }
 
@@ -340,11 +389,12 @@ impl Server {
             let guard = ActiveGuard(Arc::clone(&active));
             let state = Arc::clone(&self.state);
             let limits = self.limits.clone();
+            let trust = self.trust_original_headers;
             let spawned = thread::Builder::new()
                 .name("olm-verify-conn".into())
                 .spawn(move || {
                     let _guard = guard;
-                    serve_connection(stream, &state, &limits);
+                    serve_connection(stream, &state, &limits, trust);
                 });
             if let Err(e) = spawned {
                 log(&format!("cannot start a thread: {e}"));
@@ -360,6 +410,15 @@ impl Server {
 
     /// [`Server::run`] until SIGTERM or SIGINT.
     pub fn run_until_signal(self) -> Result<()> {
+        let stopper = self.stop_on_signal()?;
+        self.run(&stopper)
+    }
+
+    /// A [`Stopper`] triggered by SIGTERM or SIGINT from now on. Call it
+    /// before telling anyone the server is up (the URL line), so a signal
+    /// sent right after is not lost to the default action; then
+    /// [`Server::run`] with it.
+    pub fn stop_on_signal(&self) -> Result<Stopper> {
         use signal_hook::consts::{SIGINT, SIGTERM};
         let stopper = self.stopper()?;
         let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
@@ -371,7 +430,7 @@ impl Server {
                     waker.stop();
                 }
             })?;
-        self.run(&stopper)
+        Ok(stopper)
     }
 }
 
@@ -399,6 +458,24 @@ impl Drop for ActiveGuard {
     }
 }
 
+/// `s` with anything but visible ASCII replaced by `?`: a method comes
+/// from a header and must not break the log line.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
+}
+
+/// Whether `ip` is this machine (including IPv4 loopback mapped into IPv6).
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
 /// Writes one log line on stderr (errors ignored: logging must not stop
 /// the server).
 pub fn log(line: &str) {
@@ -406,13 +483,20 @@ pub fn log(line: &str) {
     let _ = writeln!(err, "olm-verify: {line}");
 }
 
-fn serve_connection(mut stream: TcpStream, state: &State, limits: &Limits) {
-    let peer = stream
-        .peer_addr()
+fn serve_connection(mut stream: TcpStream, state: &State, limits: &Limits, trust: bool) {
+    let peer_addr = stream.peer_addr().ok();
+    let peer = peer_addr
         .map(|a| a.to_string())
-        .unwrap_or_else(|_| "?".into());
+        .unwrap_or_else(|| "?".into());
+    // nginx's auth_request sets X-Original-*; only a proxy on this machine
+    // (or any peer, when told so) is believed to.
+    let original = if trust || peer_addr.is_some_and(|a| is_loopback(a.ip())) {
+        OriginalHeaders::Trust
+    } else {
+        OriginalHeaders::Refuse
+    };
     let _ = stream.set_write_timeout(Some(limits.io_timeout));
-    let (req, head_only) = match read_request(&mut stream, limits) {
+    let (req, head_only) = match read_request(&mut stream, limits, original) {
         Ok(r) => r,
         Err(ReadFail::Gone) => return,
         Err(ReadFail::Answer(status, message)) => {
@@ -431,7 +515,7 @@ fn serve_connection(mut stream: TcpStream, state: &State, limits: &Limits) {
     };
     log(&format!(
         "{peer} {} {:?} {} {} {}",
-        truncate(&req.method, 16),
+        truncate(&printable(&req.method), 16),
         truncate(&req.uri, 200),
         resp.status,
         resp.fingerprint.as_deref().unwrap_or("-"),

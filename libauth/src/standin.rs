@@ -10,18 +10,78 @@
 //! - `DELETE /api/user/keys/<encodedKey>`, signed by a listed key: removes
 //!   that key, `200 {}`; `401` when the signer or that key is not listed;
 //! - anything else: verified as by [`crate::serve::verify_only`].
+//!
+//! The stand-in is for development on one machine: `/connect` has no
+//! sign-in, so whoever can reach it can list a key. Its endpoints answer
+//! only requests whose `Host` names this machine (`localhost`, `*.localhost`
+//! or an IP address; the port, when given, must be the server's): a web page
+//! cannot reach them through a DNS name it controls (DNS rebinding), `421`
+//! otherwise. `/connect` also refuses (`403`) a browser's cross-site
+//! request (`Sec-Fetch-Site: cross-site` or `same-site`), so a page cannot
+//! list a key with a link or an image; opening the URL yourself works.
+//! The stand-in has one implicit account: any listed key may remove any
+//! other (on ollama.com, a key may remove its own account's keys).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use crate::authorized_keys::{clean_comment, with_key_added, with_key_removed};
-use crate::base::BaseUrl;
 use crate::challenge::parse_query;
 use crate::connect::{connect_url, ConnectForm};
 use crate::key::PublicKey;
 use crate::serve::{verify_only, Replays, Request, Response, State};
 use crate::verify::Reason;
+
+/// Why a stand-in endpoint refuses a request's `Host`, or `None` when it
+/// names this machine: `localhost`, `*.localhost` or an IP address, with no
+/// port or `port`. A name that only resolves here (DNS rebinding) fails.
+pub fn host_problem(host: Option<&str>, port: u16) -> Option<(u16, &'static str)> {
+    let Some(host) = host else {
+        return Some((400, "a Host header is required"));
+    };
+    let (name, given_port) = if let Some(rest) = host.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return Some((400, "the Host header cannot be read"));
+        };
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            return Some((
+                421,
+                "the stand-in answers only requests for this machine (Host)",
+            ));
+        }
+        match after {
+            "" => (v6, None),
+            p => match p.strip_prefix(':') {
+                Some(p) => (v6, Some(p)),
+                None => return Some((400, "the Host header cannot be read")),
+            },
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (host, None),
+        }
+    };
+    let name = name.to_ascii_lowercase();
+    let local = name == "localhost"
+        || name.ends_with(".localhost")
+        || name.parse::<std::net::IpAddr>().is_ok()
+        || host.starts_with('[');
+    if !local {
+        return Some((
+            421,
+            "the stand-in answers only requests for this machine (Host)",
+        ));
+    }
+    match given_port {
+        Some(p) if p.parse::<u16>().ok() != Some(port) => Some((
+            421,
+            "the stand-in answers only requests for its own port (Host)",
+        )),
+        _ => None,
+    }
+}
 
 /// The device name used in a `signin_url` when none is known.
 pub const DEFAULT_NAME: &str = "device";
@@ -32,8 +92,27 @@ pub fn route(state: &State, req: &Request) -> Response {
         Some((p, q)) => (p, q),
         None => (req.uri.as_str(), ""),
     };
+    let stand_in_endpoint = matches!(
+        (req.method.as_str(), path),
+        ("GET", "/connect") | ("POST", "/api/me")
+    ) || (req.method == "DELETE" && path.starts_with("/api/user/keys/"));
+    if stand_in_endpoint {
+        if let Some((status, message)) = host_problem(req.host.as_deref(), state.port) {
+            return Response::error(status, message);
+        }
+    }
     match (req.method.as_str(), path) {
-        ("GET", "/connect") => connect(state, query),
+        ("GET", "/connect") => {
+            // A browser says where a request comes from: refuse one made
+            // by another site's page (a link, an image, a script).
+            match req.fetch_site.as_deref().map(str::to_ascii_lowercase) {
+                Some(site) if site == "cross-site" || site == "same-site" => Response::error(
+                    403,
+                    "/connect refuses requests made by other sites' pages; open the URL yourself",
+                ),
+                _ => connect(state, query),
+            }
+        }
         ("POST", "/api/me") => me(state, req),
         ("DELETE", p) if p.starts_with("/api/user/keys/") => {
             delete_key(state, req, &p["/api/user/keys/".len()..])
@@ -125,11 +204,11 @@ fn delete_key(state: &State, req: &Request, encoded: &str) -> Response {
     };
     let mut keys = state.keys();
     let Some(text) = with_key_removed(&keys.text, &target) else {
-        let reason = format!("key {} is not connected", target.fingerprint());
         drop(keys);
-        let mut r = Response::unauthorized(&Reason::BadRequest(reason.clone()));
-        r.note = reason;
-        return r.signer(Some(&signer));
+        let reason = Reason::NotConnected {
+            fingerprint: target.fingerprint(),
+        };
+        return Response::unauthorized(&reason).signer(Some(&signer));
     };
     if let Err(e) = keys.store(text) {
         return Response::error(500, &format!("cannot write {}: {e}", keys.shown))
@@ -173,8 +252,8 @@ fn account(key: &PublicKey, comment: &str) -> serde_json::Value {
 
 fn signin_required(state: &State, reason: &Reason, key: Option<&PublicKey>) -> Response {
     let mut body = serde_json::json!({ "error": "unauthorized" });
-    if let (Some(k), Ok(base)) = (key, BaseUrl::parse(&state.base)) {
-        body["signin_url"] = connect_url(&base, DEFAULT_NAME, k, ConnectForm::Server).into();
+    if let (Some(k), Some(base)) = (key, &state.base) {
+        body["signin_url"] = connect_url(base, DEFAULT_NAME, k, ConnectForm::Server).into();
     }
     Response::json(401, body.to_string(), reason.to_string()).signer(key)
 }
@@ -215,5 +294,37 @@ mod tests {
             .expect("name")
             .starts_with("user-"));
         assert_eq!(html_escape("<a&b>"), "&lt;a&amp;b&gt;");
+    }
+
+    #[test]
+    fn only_hosts_naming_this_machine_reach_the_stand_in() {
+        for ok in [
+            "127.0.0.1:8181",
+            "127.0.0.1",
+            "localhost:8181",
+            "LOCALHOST",
+            "app.localhost:8181",
+            "[::1]:8181",
+            "[::1]",
+            "10.1.2.3:8181",
+        ] {
+            assert_eq!(host_problem(Some(ok), 8181), None, "{ok}");
+        }
+        for (bad, status) in [
+            ("evil.example:8181", 421),
+            ("evil.example", 421),
+            ("localhost.evil.example:8181", 421),
+            ("127.0.0.1:8182", 421),
+            ("localhost:x", 421),
+            ("[::1", 400),
+            ("[::1]x", 400),
+        ] {
+            assert_eq!(
+                host_problem(Some(bad), 8181).map(|(s, _)| s),
+                Some(status),
+                "{bad}"
+            );
+        }
+        assert_eq!(host_problem(None, 8181).map(|(s, _)| s), Some(400));
     }
 }

@@ -5,7 +5,9 @@
 //! read (in an error, a `bad …` line, a server log). The checks run in a fixed
 //! order: the token's form, the request's form, the signature, `ts` against the
 //! clock, the authorized keys, and last the replay cache (so only tokens that
-//! passed everything else are remembered).
+//! passed everything else are remembered). The server
+//! ([`crate::serve::State::check`]) looks the signer up right after reading
+//! the token, so an unlisted key costs no signature check.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -66,12 +68,25 @@ pub enum Reason {
         /// The file, as messages show it.
         file: String,
     },
+    /// The signer's line in the authorized keys file has expired
+    /// (`expiry-time=`).
+    Expired {
+        /// The signer's `SHA256:` fingerprint.
+        fingerprint: String,
+        /// The file, as messages show it.
+        file: String,
+    },
     /// The same token was already accepted within the skew window.
     Replayed,
     /// Too many tokens are remembered to check for replay; refused to be safe.
     ReplayCacheFull,
     /// A `--lines` input line is not `TOKEN<TAB>CHALLENGE`.
     MalformedLine(String),
+    /// The stand-in was asked to remove a key that is not listed.
+    NotConnected {
+        /// The key's `SHA256:` fingerprint.
+        fingerprint: String,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -103,11 +118,17 @@ impl fmt::Display for Reason {
             Reason::NotAuthorized { fingerprint, file } => {
                 write!(f, "key {fingerprint} is not in {file}")
             }
+            Reason::Expired { fingerprint, file } => {
+                write!(f, "key {fingerprint} has expired in {file} (expiry-time)")
+            }
             Reason::Replayed => f.write_str("replayed token"),
             Reason::ReplayCacheFull => {
                 f.write_str("too many recent tokens to check for replay; try again later")
             }
             Reason::MalformedLine(why) => write!(f, "malformed line: {why}"),
+            Reason::NotConnected { fingerprint } => {
+                write!(f, "key {fingerprint} is not connected")
+            }
         }
     }
 }
@@ -118,7 +139,9 @@ impl From<Error> for Reason {
     fn from(e: Error) -> Self {
         match e {
             Error::TokenFormat(why) => Reason::MalformedToken(why),
-            Error::PublicKeyFormat(why) => Reason::NotEd25519(why),
+            Error::PublicKeyFormat(why) => {
+                Reason::NotEd25519(crate::authorized_keys::without_content(why))
+            }
             Error::BadSignature => Reason::BadSignature { challenge: None },
             Error::Request(why) => Reason::BadRequest(why),
             other => Reason::MalformedToken(other.to_string()),
@@ -205,12 +228,25 @@ pub fn check_ts(ts: u64, now: u64, max_skew: u64) -> Result<(), Reason> {
 }
 
 /// A token that verified against a request, with the request's `ts`.
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` shows the signer's fingerprint, never the token (a token is
+/// replayable on ollama.com within its skew window).
+#[derive(Clone)]
 pub struct SignedRequest {
     /// The token.
     pub token: Token,
     /// The `ts` from the request's query.
     pub ts: u64,
+}
+
+impl fmt::Debug for SignedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedRequest")
+            .field("key", &self.token.public_key().fingerprint())
+            .field("token", &"<redacted>")
+            .field("ts", &self.ts)
+            .finish()
+    }
 }
 
 /// Checks an `Authorization` value against `METHOD,<request-URI as
@@ -236,16 +272,25 @@ pub fn verify_request(
     Ok(SignedRequest { token, ts })
 }
 
-/// Requires `key` to be listed in `keys` (read from `file`, as shown).
+/// Requires `key` to be listed in `keys` (read from `file`, as shown), by
+/// a line that has not expired at Unix time `now`.
 pub fn authorize<'a>(
     keys: &'a AuthorizedKeys,
     file: &str,
     key: &PublicKey,
+    now: u64,
 ) -> Result<&'a Entry, Reason> {
-    keys.find(key).ok_or_else(|| Reason::NotAuthorized {
+    let entry = keys.find(key).ok_or_else(|| Reason::NotAuthorized {
         fingerprint: key.fingerprint(),
         file: file.to_string(),
-    })
+    })?;
+    if entry.expired(now) {
+        return Err(Reason::Expired {
+            fingerprint: key.fingerprint(),
+            file: file.to_string(),
+        });
+    }
+    Ok(entry)
 }
 
 /// Tokens accepted recently, to refuse a second use (replay).
@@ -329,21 +374,45 @@ impl ReplayCache {
 /// the work a failed batch redoes one by one.
 pub const BATCH_SIZE: usize = 256;
 
+/// Whether batch verification may vouch for `token`: what
+/// `verify_strict` checks beyond the verification equation holds, and
+/// neither `R` nor the key carries a small-order (torsion) component.
+///
+/// Batch verification checks a random combination of the equations
+/// `R + kA - sB = 0`, cofactorless, with random 128-bit weights `z`; a
+/// torsion part `T` of one equation vanishes whenever `z·T = 0` (half the
+/// time for an order-2 `T`), so a key's owner could make a signature with
+/// `R' = rB + T` that the batch accepts and `verify_strict` refuses. With `R`
+/// and `A` torsion-free, every equation lies in the prime-order group, where
+/// a non-zero one survives the random combination except with negligible
+/// chance. `s < l` is checked by both paths alike (ed25519-dalek's
+/// `InternalSignature`). `keys` caches the key check within a batch.
+fn batchable(token: &Token, keys: &mut HashMap<[u8; 32], bool>) -> bool {
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    let r_bytes = token.signature().r_bytes();
+    let Some(r) = CompressedEdwardsY(*r_bytes).decompress() else {
+        return false;
+    };
+    // verify_strict compares encodings: a non-canonical R never matches.
+    if r.compress().as_bytes() != r_bytes || r.is_small_order() || !r.is_torsion_free() {
+        return false;
+    }
+    let key = token.public_key().verifying_key();
+    *keys
+        .entry(key.to_bytes())
+        .or_insert_with(|| !key.is_weak() && key.to_edwards().is_torsion_free())
+}
+
 /// Verifies many `(token, challenge)` pairs, in order, one verdict each.
 ///
-/// With `batch`, tokens that parse (and whose keys are not weak) are checked
-/// together with Ed25519 batch verification (about twice as fast as one by
-/// one); when the batch fails, each is checked alone with strict
+/// With `batch`, tokens that parse are checked together with Ed25519 batch
+/// verification; when the batch fails, each is checked alone with strict
 /// verification to find which ones are bad. Without `batch`, each is checked
-/// alone. The verdicts are the same either way; a caller that saw a batch
-/// fail does better checking the next items one by one (see [`run_lines`]).
-///
-/// Subtlety: batch verification uses the cofactored equation, single
-/// verification (`verify_strict`) the cofactorless one. They agree on every
-/// signature an honest signer makes; they differ only on signatures whose `R`
-/// or key carries a small-order component, which only the key's owner can
-/// make (it proves nothing new about who signed). Weak keys are refused
-/// before batching, so a batch never accepts a key the single path refuses.
+/// alone. The verdicts are the same either way: a token batch verification
+/// could accept while `verify_strict` refuses it (a small-order component in
+/// `R` or the key, a non-canonical `R`; see [`batchable`]) is kept out of the
+/// batch and checked alone. A caller that saw a batch fail does better
+/// checking the next items one by one (see [`run_lines`]).
 pub fn verify_many(items: &[(&[u8], &[u8])], batch: bool) -> Vec<Result<PublicKey, Reason>> {
     verify_many_with(items, batch, &mut TokenReader::default())
 }
@@ -365,18 +434,28 @@ pub fn verify_many_with(
             Err(r) => out.push(Err(r)),
         }
     }
+    // Tokens the batch may not vouch for are checked alone, always.
+    let mut alone: Vec<(usize, Token)> = Vec::new();
     if batch && parsed.len() >= 2 {
-        let messages: Vec<&[u8]> = parsed.iter().map(|(i, _)| items[*i].1).collect();
-        let signatures: Vec<Signature> = parsed.iter().map(|(_, t)| *t.signature()).collect();
-        let keys: Vec<VerifyingKey> = parsed
-            .iter()
-            .map(|(_, t)| *t.public_key().verifying_key())
-            .collect();
-        if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
-            return out;
+        let mut key_checks = HashMap::new();
+        let (batched, rest): (Vec<_>, Vec<_>) = parsed
+            .into_iter()
+            .partition(|(_, t)| batchable(t, &mut key_checks));
+        alone = rest;
+        parsed = batched;
+        if parsed.len() >= 2 {
+            let messages: Vec<&[u8]> = parsed.iter().map(|(i, _)| items[*i].1).collect();
+            let signatures: Vec<Signature> = parsed.iter().map(|(_, t)| *t.signature()).collect();
+            let keys: Vec<VerifyingKey> = parsed
+                .iter()
+                .map(|(_, t)| *t.public_key().verifying_key())
+                .collect();
+            if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+                parsed.clear();
+            }
         }
     }
-    for (i, token) in &parsed {
+    for (i, token) in parsed.iter().chain(&alone) {
         if let Err(e) = token.verify(items[*i].1) {
             out[*i] = Err(e.into());
         }
@@ -443,11 +522,12 @@ pub fn run_lines(
             .all(|v| !matches!(v, Err(Reason::BadSignature { .. })));
         batch = signatures_ok;
         let mut out = Vec::with_capacity(lines.len() * 80);
+        let now = now();
         for slot in slots {
             let verdict = slot
                 .and_then(|i| verdicts[i].clone())
                 .and_then(|key| match keys {
-                    Some((list, file)) => authorize(list, file, &key).map(|_| key),
+                    Some((list, file)) => authorize(list, file, &key, now).map(|_| key),
                     None => Ok(key),
                 });
             match verdict {
@@ -520,6 +600,23 @@ fn read_line(
 mod tests {
     use super::*;
     use crate::key::PrivateKey;
+
+    #[test]
+    fn key_reasons_show_no_token_bytes() {
+        use crate::authorized_keys::without_content;
+        assert_eq!(
+            without_content("the key is \"ssh-rsa\", not ssh-ed25519".into()),
+            "the key is \"ssh-rsa\", not ssh-ed25519"
+        );
+        assert_eq!(
+            without_content("the key is \"SeCrEt\\u{1b}x\", not ssh-ed25519".into()),
+            "the key is not ssh-ed25519"
+        );
+        assert_eq!(
+            without_content("the key blob is truncated".into()),
+            "the key blob is truncated"
+        );
+    }
 
     fn key(n: u8) -> PrivateKey {
         PrivateKey::from_seed(&[n; 32], "").expect("seed")
@@ -688,6 +785,98 @@ mod tests {
                 2 | 3 => assert_eq!(v, &Err(Reason::BadSignature { challenge: None })),
                 7 => assert!(matches!(v, Err(Reason::MalformedToken(_)))),
                 _ => assert_eq!(v, &Ok(keys[i % 5].public_key())),
+            }
+        }
+    }
+
+    /// A token by the key of `seed` over `msg` whose `R` carries the
+    /// order-2 point: `R' = rB + T`, `s = r + H(R',A,M)·a`. Only the key's
+    /// owner can make it; `verify_strict` refuses it, an unguarded batch
+    /// accepts it whenever its random weight is even.
+    fn torsioned_token(seed: u8, msg: &[u8]) -> String {
+        use base64::engine::general_purpose::STANDARD;
+        use base64::Engine as _;
+        use curve25519_dalek::constants::ED25519_BASEPOINT_POINT as B;
+        use curve25519_dalek::edwards::CompressedEdwardsY;
+        use curve25519_dalek::scalar::Scalar;
+        use curve25519_dalek::traits::IsIdentity as _;
+        use sha2::{Digest, Sha512};
+        let h = Sha512::digest([seed; 32]);
+        let mut a_bytes = [0u8; 32];
+        a_bytes.copy_from_slice(&h[..32]);
+        a_bytes[0] &= 248;
+        a_bytes[31] &= 127;
+        a_bytes[31] |= 64;
+        let a = Scalar::from_bytes_mod_order(a_bytes);
+        let public = key(seed).public_key();
+        assert_eq!((B * a).compress().to_bytes(), *public.as_bytes());
+        let r = Scalar::from_hash(Sha512::new().chain_update(&h[32..]).chain_update(msg));
+        let mut t_bytes = [0xffu8; 32];
+        t_bytes[0] = 0xec;
+        t_bytes[31] = 0x7f;
+        let t = CompressedEdwardsY(t_bytes).decompress().expect("T");
+        assert!(t.is_small_order() && !t.is_identity());
+        let big_r = (B * r + t).compress();
+        let k = Scalar::from_hash(
+            Sha512::new()
+                .chain_update(big_r.as_bytes())
+                .chain_update(public.as_bytes())
+                .chain_update(msg),
+        );
+        let s = r + k * a;
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(big_r.as_bytes());
+        sig[32..].copy_from_slice(s.as_bytes());
+        format!("{}:{}", public.blob_base64(), STANDARD.encode(sig))
+    }
+
+    #[test]
+    fn batches_never_accept_what_strict_verification_refuses() {
+        let evil = torsioned_token(7, b"GET,/api/tags?ts=1");
+        // Strict verification refuses it...
+        assert_eq!(
+            verify_token(evil.as_bytes(), b"GET,/api/tags?ts=1").map(|_| ()),
+            Err(Reason::BadSignature { challenge: None })
+        );
+        // ...and so does every batch, wherever it sits. (Unguarded, each
+        // batch accepted it half the time: 2^-20 to pass this loop.)
+        let honest: Vec<(Vec<u8>, Vec<u8>)> = (0..6u8)
+            .map(|i| {
+                let c = format!("c{i}").into_bytes();
+                (Token::sign(&key(i + 1), &c).to_string().into_bytes(), c)
+            })
+            .collect();
+        for round in 0..20 {
+            let pos = round % (honest.len() + 1);
+            let mut items: Vec<(&[u8], &[u8])> = honest
+                .iter()
+                .map(|(t, c)| (t.as_slice(), c.as_slice()))
+                .collect();
+            items.insert(pos, (evil.as_bytes(), b"GET,/api/tags?ts=1"));
+            let verdicts = verify_many(&items, true);
+            assert_eq!(verdicts, verify_many(&items, false));
+            for (i, v) in verdicts.iter().enumerate() {
+                assert_eq!(v.is_ok(), i != pos, "round {round}, item {i}: {v:?}");
+            }
+        }
+        // Through --lines too: the evil line is bad in every position.
+        for pos in 0..4 {
+            let mut input = Vec::new();
+            for i in 0..4 {
+                if i == pos {
+                    input.extend_from_slice(evil.as_bytes());
+                    input.extend_from_slice(b"\tGET,/api/tags?ts=1\n");
+                } else {
+                    let c = format!("line{i}");
+                    let t = Token::sign(&key(3), c.as_bytes());
+                    input.extend_from_slice(format!("{t}\t{c}\n").as_bytes());
+                }
+            }
+            let mut out = Vec::new();
+            assert!(!run_lines(&mut &input[..], &mut out, None).expect("io"));
+            let text = String::from_utf8(out).expect("utf8");
+            for (i, line) in text.lines().enumerate() {
+                assert_eq!(line.starts_with("ok "), i != pos, "{pos}: {text}");
             }
         }
     }

@@ -460,3 +460,147 @@ fn a_failed_tls_handshake_keeps_the_key() {
     }
     assert_eq!(snapshot(&sb), before);
 }
+
+#[test]
+fn server_mode_keeps_the_ollama_host_path() {
+    // A local Ollama behind a reverse proxy at /ollama, as envconfig.Host() allows.
+    let sb = signed_in_home();
+    let ollama = FakeServer::start(Behaviour::Answer(200, "null".into()));
+    let mut c = sb.cmd("olm-revoke");
+    c.arg("--server")
+        .env("OLLAMA_HOST", format!("{}/ollama/", ollama.url()));
+    olm_tests::run_with_stdin(c, b"").assert_code(0);
+    let reqs = ollama.requests();
+    assert_eq!(
+        (reqs[0].method.as_str(), reqs[0].uri.as_str()),
+        ("POST", "/ollama/api/signout")
+    );
+
+    // Signed (OLLAMA_AUTH): as Ollama's client, the challenge is the API
+    // path; the prefix is only where the request goes.
+    let mut c = sb.cmd("olm-revoke");
+    c.arg("--server")
+        .env("OLLAMA_HOST", format!("{}/ollama", ollama.url()))
+        .env("OLLAMA_AUTH", "1");
+    olm_tests::run_with_stdin(c, b"").assert_code(0);
+    let req = &ollama.requests()[1];
+    let (path, query) = req.uri.split_once('?').expect("a query with ts");
+    assert_eq!(path, "/ollama/api/signout");
+    let stripped = format!("/api/signout?{query}");
+    let (challenge, _ts) = ApiRequest::received("POST", &stripped).expect("challenge");
+    Token::from_header(req.header("authorization").expect("Authorization"))
+        .expect("a token")
+        .verify(challenge.as_bytes())
+        .expect("signature over the API path verifies");
+}
+
+#[test]
+fn server_mode_errors_name_ollama_host_once_and_hint_at_404() {
+    let sb = signed_in_home();
+    let mut c = sb.cmd("olm-revoke");
+    c.arg("--server").env("OLLAMA_HOST", "garbage value");
+    let out = olm_tests::run_with_stdin(c, b"");
+    out.assert_error(
+        2,
+        "olm-revoke",
+        "OLLAMA_HOST: bad base URL \"garbage value\"",
+    );
+    assert_eq!(
+        out.stderr.matches("OLLAMA_HOST").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+
+    let ollama = FakeServer::start(Behaviour::Answer(404, "404 page not found".into()));
+    let mut c = sb.cmd("olm-revoke");
+    c.arg("--server").env("OLLAMA_HOST", ollama.host_port());
+    let out = olm_tests::run_with_stdin(c, b"");
+    out.assert_error(1, "olm-revoke", "answered 404");
+    assert!(
+        out.stderr
+            .contains("hint: an older Ollama may lack /api/signout"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn server_mode_refuses_flags_it_would_ignore() {
+    let sb = signed_in_home();
+    let before = snapshot(&sb);
+    let ollama = FakeServer::start(Behaviour::Answer(200, "null".into()));
+    let key = sb.ollama_key();
+    let key = key.to_str().unwrap();
+    for extra in [
+        vec!["-k", key],
+        vec!["--key-env", "OLM_KEY"],
+        vec!["--backend", "file"],
+        vec!["--base", "http://127.0.0.1:9"],
+        vec!["--keep-local"],
+        vec!["--local-only"],
+    ] {
+        let mut c = sb.cmd("olm-revoke");
+        c.arg("--server")
+            .args(&extra)
+            .env("OLLAMA_HOST", ollama.host_port());
+        let out = olm_tests::run_with_stdin(c, b"");
+        assert_eq!(out.code, 2, "{extra:?}: {}", out.stderr);
+        assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
+    }
+    assert!(ollama.requests().is_empty(), "nothing was sent");
+    assert_eq!(snapshot(&sb), before);
+}
+
+#[test]
+fn server_mode_with_ollama_auth_and_no_key_says_where_it_looked() {
+    // CLI.md: no local key is exit 1 naming where olm looked, --server too.
+    let sb = Sandbox::new();
+    let ollama = FakeServer::start(Behaviour::Answer(200, "null".into()));
+    let mut c = sb.cmd("olm-revoke");
+    c.arg("--server")
+        .env("OLLAMA_HOST", ollama.host_port())
+        .env("OLLAMA_AUTH", "1");
+    let out = olm_tests::run_with_stdin(c, b"");
+    out.assert_error(1, "olm-revoke", "no local key to sign the request");
+    let expected = sb.ollama_key().display().to_string();
+    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+    assert!(out.stderr.contains("OLLAMA_AUTH"), "{}", out.stderr);
+    assert!(ollama.requests().is_empty(), "nothing was sent");
+}
+
+#[test]
+fn server_mode_reads_ollama_variables_as_ollama_does() {
+    let sb = signed_in_home();
+    let ollama = FakeServer::start(Behaviour::Answer(200, "null".into()));
+    // Quotes and spaces around the values are trimmed, as envconfig.Var
+    // does; a quoted false OLLAMA_AUTH is off, so nothing is signed.
+    let mut c = sb.cmd("olm-revoke");
+    c.arg("--server")
+        .env("OLLAMA_HOST", format!(" \"{}\" ", ollama.host_port()))
+        .env("OLLAMA_AUTH", "'false'");
+    olm_tests::run_with_stdin(c, b"").assert_code(0);
+    let reqs = ollama.requests();
+    assert_eq!(reqs.len(), 1);
+    assert!(reqs[0].header("authorization").is_none());
+}
+
+#[test]
+fn a_named_store_without_a_key_is_exit_1_naming_it() {
+    // --backend file with nothing stored: "not signed in"/"nothing to
+    // revoke" (exit 1), not bad input (exit 2).
+    let sb = Sandbox::new();
+    let server = FakeServer::start(Behaviour::Answer(200, "{}".into()));
+    let expected = sb.ollama_key().display().to_string();
+    let out = sb.run(
+        "olm-whoami",
+        ["--base", &server.url() as &str, "--backend", "file"],
+        b"",
+    );
+    out.assert_error(1, "olm-whoami", "You are not signed in to ollama.com");
+    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+    let out = revoke(&sb, &server.url(), &["--backend", "file"]);
+    out.assert_error(1, "olm-revoke", "no local key to revoke");
+    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+    assert!(server.requests().is_empty(), "nothing was sent");
+}

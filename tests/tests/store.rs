@@ -220,8 +220,14 @@ fn status_reports_each_problem_naming_the_file() {
     let key = sb.ollama_key();
     let shown = key.display().to_string();
 
+    // Errors quote the path, as every tool does; the listing shows it plain.
     let out = sb.run("olm-store", ["status"], b"");
-    out.assert_error(1, "olm-store", &format!("no key in {shown}"));
+    out.assert_error(1, "olm-store", &format!("no key in {shown:?}"));
+    assert!(
+        out.text().contains(&format!("key: {shown}\n")),
+        "{}",
+        out.text()
+    );
 
     put(&sb, "k1");
     sb.run("olm-store", ["status"], b"").assert_code(0);
@@ -255,7 +261,7 @@ fn status_reports_each_problem_naming_the_file() {
     // An empty key file.
     fs::write(&key, b"").unwrap();
     let out = sb.run("olm-store", ["status"], b"");
-    out.assert_error(1, "olm-store", &format!("{shown}: the file is empty"));
+    out.assert_error(1, "olm-store", &format!("{shown:?}: the file is empty"));
     let out = sb.run("olm-connect-url", [] as [&str; 0], b"");
     out.assert_error(2, "olm-connect-url", &shown);
 
@@ -263,10 +269,19 @@ fn status_reports_each_problem_naming_the_file() {
     let text = vector_text("k1");
     fs::write(&key, &text[..text.len() / 2]).unwrap();
     let out = sb.run("olm-store", ["status"], b"");
-    out.assert_error(1, "olm-store", &format!("{shown}: the key is damaged"));
-    // And put refuses to replace it without --force.
+    out.assert_error(1, "olm-store", &format!("{shown:?}: the key is damaged"));
+    // And put refuses to replace it without --force; `olm-store get` cannot
+    // back it up, so the hint says to copy the file.
     let out = sb.run("olm-store", ["put"], vector_text("k1").as_bytes());
     out.assert_error(1, "olm-store", "a key file olm cannot read");
+    assert!(
+        out.stderr.contains(&format!(
+            "copy the file first if you may need it again (`cp -p {shown:?} \"{shown}.bak\"`)"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("olm-store get"), "{}", out.stderr);
     assert_eq!(fs::read_to_string(&key).unwrap(), &text[..text.len() / 2]);
 }
 
@@ -300,8 +315,14 @@ fn get_delete_and_exit_codes() {
     out.assert_error(
         2,
         "olm-sign",
-        &format!("no key in {}", sb.ollama_key().display()),
+        &format!("no key in {:?}", sb.ollama_key().display().to_string()),
     );
+    // Backend names are case-insensitive (exit 1 here: no key, not 2).
+    sb.run("olm-store", ["--backend", "FILE", "get", "--public"], b"")
+        .assert_error(1, "olm-store", "no key in");
+    let mut c = sb.cmd("olm-store");
+    c.args(["get", "--public"]).env("OLM_BACKEND", "File");
+    run_with_stdin(c, b"").assert_error(1, "olm-store", "no key in");
     // Unknown backends are usage errors.
     sb.run("olm-store", ["--backend", "vault", "status"], b"")
         .assert_error(2, "olm-store", "unknown backend \"vault\"");
@@ -343,8 +364,15 @@ fn api_keys_put_get_and_bearer_headers() {
     // Same again: no-op; another needs --force.
     sb.run("olm-store", ["put", "--api-key"], b"abc.DEF123")
         .assert_code(0);
-    sb.run("olm-store", ["put", "--api-key"], b"other")
-        .assert_error(1, "olm-store", "already holds another API key");
+    let out = sb.run("olm-store", ["put", "--api-key"], b"other");
+    out.assert_error(1, "olm-store", "already holds another API key");
+    assert!(
+        out.stderr.contains(
+            "keep a copy first if you may need it again (`olm-store get --api-key > backup`)"
+        ),
+        "{}",
+        out.stderr
+    );
     let out = sb.run("olm-sign", ["--api-key"], b"");
     out.assert_code(0);
     assert_eq!(out.text(), "Authorization: Bearer abc.DEF123\n");
@@ -519,11 +547,11 @@ fn secrets_never_go_to_or_come_from_a_terminal() {
         ),
         (
             "olm-store put --force",
-            "is read on stdin, which is a terminal",
+            "stdin is a terminal; pipe the private key in",
         ),
         (
             "olm-store put --api-key",
-            "is read on stdin, which is a terminal",
+            "stdin is a terminal; pipe the API key in",
         ),
     ] {
         let out = sb.sh(&format!(
@@ -764,4 +792,121 @@ fn file_backend_opens_no_socket() {
     run_with_stdin(c, b"").assert_code(1);
     let trace = fs::read_to_string(sb.path("trace2")).unwrap();
     assert!(trace.contains("connect("), "{trace}");
+}
+
+/// The file backend never follows the lock file through a link, and never
+/// waits on a FIFO put where a key file belongs.
+#[test]
+fn links_and_fifos_in_the_folder_are_refused() {
+    let sb = Sandbox::new();
+    let dir = sb.home().join(".ollama");
+    fs::create_dir(&dir).unwrap();
+    let target = sb.path("made-through-the-link");
+    std::os::unix::fs::symlink(&target, dir.join(".olm-store.lock")).unwrap();
+    let out = sb.run("olm-store", ["put"], vector_text("k1").as_bytes());
+    out.assert_error(2, "olm-store", "symbolic link");
+    assert!(out.stderr.contains(".olm-store.lock"), "{}", out.stderr);
+    assert!(!target.exists(), "put created the link's target");
+    assert!(!sb.ollama_key().exists());
+    fs::remove_file(dir.join(".olm-store.lock")).unwrap();
+
+    put(&sb, "k1");
+    for name in ["id_ed25519.pub", "id_ed25519"] {
+        let path = dir.join(name);
+        let saved = fs::read(&path).unwrap();
+        fs::remove_file(&path).unwrap();
+        let ok = Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(ok.success());
+        // `timeout` turns a hang into exit 124 instead of a stuck test run.
+        let out = sb.sh("timeout 60 olm-store status");
+        out.assert_error(1, "olm-store", "not a regular file");
+        assert!(out.text().contains("usable: "), "{}", out.text());
+        let out = sb.sh("timeout 60 olm-store get --public");
+        if name == "id_ed25519" {
+            out.assert_error(2, "olm-store", "not a regular file");
+        } else {
+            out.assert_code(0);
+        }
+        fs::remove_file(&path).unwrap();
+        fs::write(&path, saved).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode_for(name))).unwrap();
+    }
+    sb.run("olm-store", ["status"], b"").assert_code(0);
+}
+
+fn mode_for(name: &str) -> u32 {
+    if name.ends_with(".pub") {
+        0o644
+    } else {
+        0o600
+    }
+}
+
+/// A key others may read: `status` and `get` refuse it with the same
+/// words and the same `chmod 600` fix (status exits 1, get 2).
+#[test]
+fn status_and_get_agree_on_a_loose_key() {
+    let sb = Sandbox::new();
+    put(&sb, "k1");
+    let key = sb.ollama_key();
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap();
+    let words = "permissions 0640 are too open: a private key must be readable by its owner only";
+    let fix = format!("chmod 600 {:?}", key.display().to_string());
+    let status = sb.run("olm-store", ["status"], b"");
+    status.assert_error(1, "olm-store", words);
+    assert!(status.text().contains("usable: no"), "{}", status.text());
+    assert!(
+        status.stderr.contains(&format!("hint: {fix}")),
+        "{}",
+        status.stderr
+    );
+    let get = sb.run("olm-store", ["get", "--public"], b"");
+    get.assert_error(2, "olm-store", words);
+    assert!(
+        get.stderr.contains(&format!("hint: {fix}")),
+        "{}",
+        get.stderr
+    );
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    let status = sb.run("olm-store", ["status"], b"");
+    status.assert_code(0);
+    assert!(status.text().contains("usable: yes"), "{}", status.text());
+}
+
+/// Root running olm on a service user's folder: a link there to a file of
+/// another owner is not followed and nothing of it is shown.
+#[test]
+fn links_to_another_owners_file_are_not_followed() {
+    let sb = Sandbox::new();
+    if fs::metadata(sb.home()).unwrap().uid() != 0 {
+        eprintln!("SKIPPED links_to_another_owners_file_are_not_followed: needs root (chown)");
+        return;
+    }
+    put(&sb, "k1");
+    let secret = sb.path("shadow");
+    fs::write(&secret, "root:$6$secret-hash:19000::::::\n").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    let pub_file = pub_path(&sb);
+    fs::remove_file(&pub_file).unwrap();
+    std::os::unix::fs::symlink(&secret, &pub_file).unwrap();
+    std::os::unix::fs::lchown(&pub_file, Some(65534), Some(65534)).unwrap();
+    let out = sb.run("olm-store", ["status"], b"");
+    out.assert_error(1, "olm-store", "another owner");
+    let all = format!("{}{}", out.text(), out.stderr);
+    assert!(
+        !all.contains("secret-hash") && !all.contains("root:"),
+        "{all}"
+    );
+    // The key itself through such a link: refused by get.
+    fs::remove_file(sb.ollama_key()).unwrap();
+    fs::copy(vectors_dir().join("keys").join("k2"), &secret).unwrap();
+    std::os::unix::fs::symlink(&secret, sb.ollama_key()).unwrap();
+    std::os::unix::fs::lchown(sb.ollama_key(), Some(65534), Some(65534)).unwrap();
+    sb.run("olm-store", ["get", "--public"], b"")
+        .assert_error(2, "olm-store", "another owner");
+    assert_eq!(
+        fs::read_to_string(&secret).unwrap(),
+        vector_text("k2"),
+        "the file the link leads to is untouched"
+    );
 }

@@ -266,7 +266,7 @@ fn authorized_keys_limit_who_may_sign() {
         &ak,
         format!(
             "# who may use the local Ollama\n\n\
-             no-pty,command=\"echo a b\" {} alice@laptop\n\
+             no-pty,environment=\"A=b c\" {} alice@laptop\n\
              ssh-rsa AAAAB3NzaC1yc2E= bob\n\
              this line is broken\n",
             k1.public_key().to_line()
@@ -339,6 +339,84 @@ fn authorized_keys_limit_who_may_sign() {
             b"",
         )
         .assert_error(2, "olm-verify", "missing");
+}
+
+#[test]
+fn authorized_keys_options_never_grant_more_than_the_line_says() {
+    let sandbox = Sandbox::new();
+    let [k1, k2, k3] = ["k1", "k2", "k3"].map(load);
+    let k4 = PrivateKey::from_seed(&[4; 32], "").unwrap();
+    let ak = sandbox.path("authorized_keys");
+    std::fs::write(
+        &ak,
+        format!(
+            "cert-authority {}\n\
+             from=\"127.0.0.1\" {}\n\
+             expiry-time=\"20200101Z\" {} old\n\
+             restrict,expiry-time=\"20990101\" {} fine\n",
+            k1.public_key().to_line(),
+            k2.public_key().to_line(),
+            k3.public_key().to_line(),
+            k4.public_key().to_line(),
+        ),
+    )
+    .unwrap();
+    let ak_s = ak.to_str().unwrap();
+    let t = now();
+    let check = |k: &PrivateKey| {
+        let (uri, tok) = signed(k, "GET", "/api/tags", t);
+        sandbox.run(
+            "olm-verify",
+            [
+                "--token",
+                &tok,
+                "-X",
+                "GET",
+                &uri,
+                "--authorized-keys",
+                ak_s,
+            ],
+            b"",
+        )
+    };
+    let out = check(&k1);
+    out.assert_error(1, "olm-verify", "is not in");
+    assert!(
+        out.stderr
+            .contains("line 1: cert-authority keys are not supported"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("line 2: from= cannot be enforced"),
+        "{}",
+        out.stderr
+    );
+    check(&k2).assert_error(1, "olm-verify", "is not in");
+    check(&k3).assert_error(
+        1,
+        "olm-verify",
+        &format!(
+            "key {} has expired in {ak_s:?} (expiry-time)",
+            k3.public_key().fingerprint()
+        ),
+    );
+    assert_eq!(
+        check(&k4).assert_code(0).text(),
+        format!("{}\n", k4.public_key().to_line())
+    );
+    // The server says the same.
+    let server = sandbox.serve(&["--authorized-keys", ak_s]);
+    for (k, want) in [(&k1, 401), (&k2, 401), (&k3, 401), (&k4, 200)] {
+        let (uri, tok) = signed(k, "GET", "/api/tags", t);
+        assert_eq!(server.request("GET", &uri, &auth(&tok)).0, want);
+    }
+    let log = server.log();
+    assert!(log.contains("has expired"), "{log}");
+    assert!(
+        log.contains("line 1: cert-authority keys are not supported"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -565,10 +643,165 @@ fn server_rereads_authorized_keys_when_they_change() {
     assert_eq!(try_k1("/d"), 401);
     std::fs::write(&ak, format!("{}\n", k1.public_key().to_line())).unwrap();
     assert_eq!(try_k1("/e"), 200);
+    // Opened to others: refused; closed again: counts again.
+    std::fs::set_permissions(&ak, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert_eq!(try_k1("/f"), 401);
+    std::fs::set_permissions(&ak, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(try_k1("/g"), 200);
     let log = server.log();
     assert!(log.contains("loaded 1 key(s)"), "{log}");
     assert!(log.contains("cannot read"), "{log}");
     assert_eq!(server.terminate(), 0);
+}
+
+/// `METHOD URI` with the given Host line (or none) and extra headers.
+fn with_host(
+    server: &olm_tests::serve::Served,
+    method: &str,
+    uri: &str,
+    host: Option<&str>,
+    headers: &[String],
+) -> u16 {
+    let mut raw = format!("{method} {uri} HTTP/1.1\r\n");
+    if let Some(h) = host {
+        raw.push_str(&format!("Host: {h}\r\n"));
+    }
+    for h in headers {
+        raw.push_str(h);
+        raw.push_str("\r\n");
+    }
+    raw.push_str("\r\n");
+    server.send(raw.as_bytes()).0
+}
+
+#[test]
+fn stand_in_answers_only_this_machine_and_no_other_site() {
+    let sandbox = Sandbox::new();
+    let k1 = load("k1");
+    let ak = sandbox.path("ak");
+    let server = sandbox.serve(&["--stand-in", "--authorized-keys", ak.to_str().unwrap()]);
+    let port = server.addr.rsplit_once(':').unwrap().1.to_string();
+    let connect = format!("/connect?name=web&key={}", k1.public_key().encoded());
+    // DNS rebinding: a name that resolves here but is not this machine's.
+    for host in [
+        format!("evil.example:{port}"),
+        "evil.example".to_string(),
+        format!("localhost.evil.example:{port}"),
+        "127.0.0.1:1".to_string(),
+    ] {
+        assert_eq!(
+            with_host(&server, "GET", &connect, Some(&host), &[]),
+            421,
+            "{host}"
+        );
+    }
+    assert_eq!(with_host(&server, "GET", &connect, None, &[]), 400);
+    // Another site's page (a link, an image): refused by the browser's word.
+    for site in ["cross-site", "same-site"] {
+        let h = [format!("Sec-Fetch-Site: {site}")];
+        assert_eq!(
+            with_host(&server, "GET", &connect, Some(&server.addr), &h),
+            403
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&ak).unwrap(),
+        "",
+        "nothing was added"
+    );
+    let (uri, tok) = signed(&k1, "POST", "/api/me", now());
+    assert_eq!(
+        with_host(&server, "POST", &uri, Some("evil.example"), &auth(&tok)),
+        421
+    );
+    // Opened by the user (Sec-Fetch-Site: none), by name or address: fine.
+    let h = ["Sec-Fetch-Site: none".to_string()];
+    let localhost = format!("localhost:{port}");
+    assert_eq!(
+        with_host(&server, "GET", &connect, Some(&localhost), &h),
+        200
+    );
+    assert_eq!(
+        with_host(&server, "POST", &uri, Some(&server.addr), &auth(&tok)),
+        200
+    );
+    // The plain verifier's paths do not look at Host (nginx names its upstream).
+    let (uri, tok) = signed(&k1, "GET", "/api/tags", now());
+    assert_eq!(
+        with_host(&server, "GET", &uri, Some("upstream"), &auth(&tok)),
+        200
+    );
+    // Removing a key that is not listed says so.
+    let k2 = load("k2");
+    let (uri, tok) = signed(
+        &k1,
+        "DELETE",
+        &format!("/api/user/keys/{}", k2.public_key().encoded()),
+        now(),
+    );
+    assert_eq!(server.request("DELETE", &uri, &auth(&tok)).0, 401);
+    let log = server.log();
+    assert!(
+        log.contains(&format!(
+            "key {} is not connected",
+            k2.public_key().fingerprint()
+        )),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_stand_in_warns_when_its_file_already_lists_keys() {
+    let sandbox = Sandbox::new();
+    let ak = authorized(&sandbox, &[&load("k1")]);
+    let server = sandbox.serve(&["--stand-in", "--authorized-keys", ak.to_str().unwrap()]);
+    let log = server.log();
+    assert!(
+        log.contains("already lists 1 key(s)")
+            && log.contains("never give it the file of a real --serve deployment"),
+        "{log}"
+    );
+    let fresh = sandbox.path("fresh");
+    let server = sandbox.serve(&["--stand-in", "--authorized-keys", fresh.to_str().unwrap()]);
+    assert!(!server.log().contains("already lists"), "{}", server.log());
+}
+
+#[test]
+fn original_headers_are_taken_once() {
+    let sandbox = Sandbox::new();
+    let k1 = load("k1");
+    let k2 = load("k2");
+    let ak = authorized(&sandbox, &[&k1]);
+    let server = sandbox.serve(&["--authorized-keys", ak.to_str().unwrap()]);
+    let (uri, tok) = signed(&k1, "GET", "/api/tags", now());
+    let mut headers = auth(&tok);
+    headers.push(format!("X-Original-URI: {uri}"));
+    headers.push("X-Original-URI: /api/other?ts=1".into());
+    assert_eq!(server.request("GET", "/_auth", &headers).0, 400);
+    let mut headers = auth(&tok);
+    headers.push("X-Original-Method: GET".into());
+    headers.push("X-Original-Method: POST".into());
+    headers.push(format!("X-Original-URI: {uri}"));
+    assert_eq!(server.request("GET", "/_auth", &headers).0, 400);
+    // Once each: believed (the peer is this machine).
+    let mut headers = auth(&tok);
+    headers.push("X-Original-Method: GET".into());
+    headers.push(format!("X-Original-URI: {uri}"));
+    assert_eq!(server.request("GET", "/_auth", &headers).0, 200);
+    // An unlisted key is refused for that, even with a bad signature.
+    let (uri2, _) = signed(&k2, "GET", "/api/tags", now());
+    let (_, tok2) = signed(&k2, "GET", "/api/other", now());
+    assert_eq!(server.request("GET", &uri2, &auth(&tok2)).0, 401);
+    let log = server.log();
+    assert!(log.contains("more than one X-Original-URI header"), "{log}");
+    assert!(
+        log.contains("more than one X-Original-Method header"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("key {} is not in", k2.public_key().fingerprint())),
+        "{log}"
+    );
 }
 
 #[test]
@@ -719,4 +952,225 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join(program))
         .find(|p| p.is_file())
+}
+
+/// A copy of vector key k1's private key file, mode 0600, at `name`.
+fn private_key_file(sandbox: &Sandbox, name: &str) -> (std::path::PathBuf, Vec<u8>) {
+    let path = sandbox.path(name);
+    let bytes = std::fs::read(vectors_dir().join("keys/k1")).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (path, bytes)
+}
+
+/// Asserts that no line of the private key file shows up in `text`.
+#[track_caller]
+fn assert_no_key_bytes(key: &[u8], text: &str) {
+    for line in String::from_utf8_lossy(key).lines() {
+        let body = line.trim();
+        if body.starts_with("-----") || body.len() < 8 {
+            continue;
+        }
+        assert!(!text.contains(&body[..8]), "key bytes leaked: {text}");
+    }
+}
+
+#[test]
+fn a_private_key_as_authorized_keys_is_refused_and_left_alone() {
+    let sandbox = Sandbox::new();
+    let (pem, bytes) = private_key_file(&sandbox, "id_ed25519");
+    let pem_s = pem.to_str().unwrap();
+    let k1 = load("k1");
+    let (uri, tok) = signed(&k1, "POST", "/api/me", now());
+    let want = format!("{pem_s:?} is a private key, not an authorized_keys file");
+    let hint = format!("hint: use \"{pem_s}.pub\"");
+    for args in [
+        vec![
+            "--token",
+            &tok,
+            "-X",
+            "POST",
+            &uri,
+            "--authorized-keys",
+            pem_s,
+        ],
+        vec!["--lines", "--authorized-keys", pem_s],
+        vec!["--serve", "127.0.0.1:0", "--authorized-keys", pem_s],
+        vec![
+            "--serve",
+            "127.0.0.1:0",
+            "--stand-in",
+            "--authorized-keys",
+            pem_s,
+        ],
+    ] {
+        let out = sandbox.run("olm-verify", &args, b"");
+        out.assert_error(2, "olm-verify", &want);
+        assert!(out.stderr.contains(&hint), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+        assert_no_key_bytes(&bytes, &out.stderr);
+        assert!(out.stdout.is_empty(), "{args:?} started: {}", out.text());
+    }
+    assert_eq!(
+        std::fs::read(&pem).unwrap(),
+        bytes,
+        "the key file is untouched"
+    );
+}
+
+#[test]
+fn a_stand_in_never_writes_into_a_file_it_cannot_read() {
+    let sandbox = Sandbox::new();
+    let ak = sandbox.path("ak");
+    let server = sandbox.serve(&["--stand-in", "--authorized-keys", ak.to_str().unwrap()]);
+    // The file is swapped for a private key while the stand-in runs.
+    let (pem, bytes) = private_key_file(&sandbox, "key");
+    std::fs::rename(&pem, &ak).unwrap();
+    let encoded = load("k2").public_key().encoded();
+    let (status, _) = server.request("GET", &format!("/connect?name=x&key={encoded}"), &[]);
+    assert_eq!(status, 500);
+    assert_eq!(
+        std::fs::read(&ak).unwrap(),
+        bytes,
+        "the key file is untouched"
+    );
+    let log = server.log();
+    assert!(
+        log.contains("is a private key, not an authorized_keys file"),
+        "{log}"
+    );
+    assert_no_key_bytes(&bytes, &log);
+    // Once it is gone, /connect may make the file anew.
+    std::fs::remove_file(&ak).unwrap();
+    let (status, _) = server.request("GET", &format!("/connect?name=x&key={encoded}"), &[]);
+    assert_eq!(status, 200);
+    assert!(std::fs::read_to_string(&ak)
+        .unwrap()
+        .contains("ssh-ed25519 "));
+    assert_eq!(server.terminate(), 0);
+}
+
+#[test]
+fn bad_lines_are_reported_without_their_content() {
+    let sandbox = Sandbox::new();
+    let k1 = load("k1");
+    let ak = sandbox.path("ak");
+    std::fs::write(
+        &ak,
+        format!(
+            "SeCrEtStUfF here\nssh-ed25519 SeCrEtStUfF\n{}\n",
+            k1.public_key().to_line()
+        ),
+    )
+    .unwrap();
+    let ak_s = ak.to_str().unwrap();
+    let (uri, tok) = signed(&k1, "GET", "/x", now());
+    let out = sandbox.run(
+        "olm-verify",
+        [
+            "--token",
+            &tok,
+            "-X",
+            "GET",
+            &uri,
+            "--authorized-keys",
+            ak_s,
+        ],
+        b"",
+    );
+    out.assert_code(0);
+    assert!(!out.stderr.contains("SeCrEt"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: {ak_s:?} line 1: not a key line (no key type where one was expected)"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("line 2: not a key line (the key is not valid base64)"),
+        "{}",
+        out.stderr
+    );
+    let server = sandbox.serve(&["--authorized-keys", ak_s]);
+    let log = server.log();
+    assert!(log.contains("line 2: not a key line"), "{log}");
+    assert!(!log.contains("SeCrEt"), "{log}");
+    assert_eq!(server.terminate(), 0);
+}
+
+#[test]
+fn a_missing_or_open_authorized_keys_file_says_how_to_fix_it() {
+    let sandbox = Sandbox::new();
+    let k1 = load("k1");
+    let (uri, tok) = signed(&k1, "GET", "/x", now());
+    let missing = sandbox.path("nonexist");
+    let m = missing.to_str().unwrap();
+    for args in [
+        vec!["--token", &tok, "-X", "GET", &uri, "--authorized-keys", m],
+        vec!["--serve", "127.0.0.1:0", "--authorized-keys", m],
+    ] {
+        let out = sandbox.run("olm-verify", &args, b"");
+        out.assert_error(
+            2,
+            "olm-verify",
+            &format!("{m:?}: no such authorized keys file"),
+        );
+        assert!(
+            out.stderr
+                .contains(&format!("hint: list who may sign there, one public key line each: cat ~/.ollama/id_ed25519.pub >> {m:?}")),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("os error"), "{}", out.stderr);
+    }
+    let ak = sandbox.path("ak");
+    std::fs::write(&ak, format!("{}\n", k1.public_key().to_line())).unwrap();
+    std::fs::set_permissions(&ak, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let a = ak.to_str().unwrap();
+    let out = sandbox.run(
+        "olm-verify",
+        ["--token", &tok, "-X", "GET", &uri, "--authorized-keys", a],
+        b"",
+    );
+    out.assert_error(
+        2,
+        "olm-verify",
+        &format!("{a:?}: permissions 0664 let other users add keys"),
+    );
+    assert!(
+        out.stderr.ends_with(&format!("\nhint: chmod go-w {a:?}\n")),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn stdin_on_a_terminal_is_refused_not_awaited() {
+    if which("script").is_none() || which("timeout").is_none() {
+        eprintln!("SKIPPED stdin_on_a_terminal_is_refused_not_awaited: script or timeout is not installed");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    for (cmd, needle) in [
+        (
+            "olm-verify --lines",
+            "stdin is a terminal; pipe TOKEN<TAB>CHALLENGE lines in",
+        ),
+        (
+            "olm-verify --token x:y",
+            "stdin is a terminal; pipe the challenge (the exact signed bytes) in",
+        ),
+    ] {
+        // `script` gives the command a pseudo-terminal as stdin; `timeout`
+        // ends it (rc=124) if it waits for typing instead.
+        let out = sandbox.sh(&format!(
+            "timeout 10 script -qec '{cmd}; echo \"rc=$?\"' /dev/null < /dev/null"
+        ));
+        let text = out.text();
+        assert!(text.contains(needle), "{cmd}: {text}");
+        assert!(text.contains("hint: "), "{cmd}: {text}");
+        assert!(text.contains("rc=2"), "{cmd}: {text}");
+    }
 }

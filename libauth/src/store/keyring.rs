@@ -10,7 +10,7 @@
 use ::keyring::{Entry, Error as KeyringError};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{ApiKey, Backend, Problem, PutOutcome, Removal, Status};
+use super::{without_location, ApiKey, Backend, Problem, PutOutcome, Removal, Status};
 use crate::error::{Error, Result};
 use crate::key::{PrivateKey, PublicKey};
 
@@ -38,7 +38,7 @@ fn convert(e: KeyringError) -> Error {
     match e {
         KeyringError::PlatformFailure(inner) => {
             let detail = inner.to_string();
-            if looks_unavailable(&detail) {
+            if is_unavailable(&*inner) {
                 Error::NoSecretService {
                     detail: unavailable_detail(&detail),
                 }
@@ -62,15 +62,74 @@ fn convert(e: KeyringError) -> Error {
 }
 
 /// Whether a platform failure means "there is no secret store to talk to".
-fn looks_unavailable(detail: &str) -> bool {
+///
+/// Decided by type along the error's source chain: the Secret Service
+/// client's `Unavailable` (no session bus address, no bus socket), D-Bus's
+/// `ServiceUnknown` (nobody owns `org.freedesktop.secrets`), an I/O error
+/// saying a socket is missing or refuses connections. Only when none of
+/// these types is found is the message looked at ([`unavailable_text`]).
+fn is_unavailable(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if typed_unavailable(e) {
+            return true;
+        }
+        next = e.source();
+    }
+    unavailable_text(&err.to_string())
+}
+
+fn typed_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        return matches!(
+            io.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+        );
+    }
+    secret_service_unavailable(e)
+}
+
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+fn secret_service_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
+    use secret_service::Error as Ss;
+    use zbus::fdo::Error as Fdo;
+    fn zbus_unavailable(z: &zbus::Error) -> bool {
+        match z {
+            zbus::Error::Address(_) | zbus::Error::InterfaceNotFound => true,
+            zbus::Error::MethodError(name, _, _) => {
+                name.as_str() == "org.freedesktop.DBus.Error.ServiceUnknown"
+            }
+            zbus::Error::FDO(f) => matches!(**f, Fdo::ServiceUnknown(_)),
+            _ => false,
+        }
+    }
+    if let Some(ss) = e.downcast_ref::<Ss>() {
+        return match ss {
+            Ss::Unavailable => true,
+            Ss::ZbusFdo(f) => matches!(f, Fdo::ServiceUnknown(_)),
+            Ss::Zbus(z) => zbus_unavailable(z),
+            _ => false,
+        };
+    }
+    if let Some(z) = e.downcast_ref::<zbus::Error>() {
+        return zbus_unavailable(z);
+    }
+    matches!(e.downcast_ref::<Fdo>(), Some(Fdo::ServiceUnknown(_)))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")))]
+fn secret_service_unavailable(_: &(dyn std::error::Error + 'static)) -> bool {
+    false
+}
+
+/// The last resort of [`is_unavailable`]: a platform error whose type olm
+/// cannot see (another platform's or another client's), recognised by the
+/// standard D-Bus error names and messages it carries.
+fn unavailable_text(detail: &str) -> bool {
     [
-        "no secret service provider",
-        "ServiceUnknown",
+        "org.freedesktop.DBus.Error.ServiceUnknown",
         "DBUS_SESSION_BUS_ADDRESS",
         "was not provided by any .service files",
-        "Connection refused",
-        "No such file or directory",
-        "Address",
     ]
     .iter()
     .any(|needle| detail.contains(needle))
@@ -215,6 +274,7 @@ impl KeyringStore {
             location: self.location(KEY_USER),
             key_present: false,
             public_key: None,
+            usable: false,
             comment: String::new(),
             public_file: None,
             api_key_location: self.location(API_KEY_USER),
@@ -230,7 +290,7 @@ impl KeyringStore {
                 status.key_present = true;
                 status.problems.push(Problem {
                     location: status.location.clone(),
-                    what: inner(e),
+                    what: without_location(e),
                     fix: None,
                 });
             }
@@ -239,6 +299,7 @@ impl KeyringStore {
                 match PrivateKey::from_openssh(text.as_bytes()) {
                     Ok(k) => {
                         status.public_key = Some(k.public_key());
+                        status.usable = true;
                         status.comment = k.comment().to_string();
                     }
                     Err(e) => status.problems.push(Problem {
@@ -255,7 +316,7 @@ impl KeyringStore {
                 status.api_key_present = true;
                 status.problems.push(Problem {
                     location: status.api_key_location.clone(),
-                    what: inner(e),
+                    what: without_location(e),
                     fix: None,
                 });
             }
@@ -276,9 +337,35 @@ impl KeyringStore {
     }
 }
 
-fn inner(e: Error) -> String {
-    match e {
-        Error::At { error, .. } => error.to_string(),
-        other => other.to_string(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_is_recognised_by_type() {
+        use std::io;
+        assert!(is_unavailable(&io::Error::from(
+            io::ErrorKind::ConnectionRefused
+        )));
+        assert!(is_unavailable(&io::Error::from(io::ErrorKind::NotFound)));
+        assert!(!is_unavailable(&io::Error::other("disk on fire")));
+        #[cfg(target_os = "linux")]
+        {
+            assert!(is_unavailable(&secret_service::Error::Unavailable));
+            assert!(is_unavailable(&secret_service::Error::ZbusFdo(
+                zbus::fdo::Error::ServiceUnknown("org.freedesktop.secrets".into())
+            )));
+            assert!(!is_unavailable(&secret_service::Error::Locked));
+            assert!(matches!(
+                convert(KeyringError::PlatformFailure(Box::new(
+                    secret_service::Error::Unavailable
+                ))),
+                Error::NoSecretService { .. }
+            ));
+        }
+        // Another client's error, known only by its D-Bus name.
+        assert!(is_unavailable(&io::Error::other(
+            "org.freedesktop.DBus.Error.ServiceUnknown: nobody owns it"
+        )));
     }
 }

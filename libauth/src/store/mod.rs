@@ -71,10 +71,11 @@ impl FromStr for Backend {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        match s.trim() {
+        // Case does not matter: `--backend KEYRING`, `OLM_BACKEND=File`.
+        match s.trim().to_ascii_lowercase().as_str() {
             "file" => Ok(Backend::File),
             "keyring" => Ok(Backend::Keyring),
-            other => Err(Error::Backend(crate::key::truncate(other, 40))),
+            _ => Err(Error::Backend(crate::key::truncate(s.trim(), 40))),
         }
     }
 }
@@ -199,6 +200,10 @@ pub struct Status {
     pub key_present: bool,
     /// The stored key's public half, when the key could be read.
     pub public_key: Option<PublicKey>,
+    /// Whether [`Store::get_key`] hands the key out: it was read and is not
+    /// refused (e.g. for loose permissions, which `status` then lists as a
+    /// problem with the same words and fix as `get`'s error).
+    pub usable: bool,
     /// The stored key's comment (empty for keys Ollama makes).
     pub comment: String,
     /// Where the public key file is (file backend only).
@@ -217,7 +222,16 @@ pub struct Status {
 impl Status {
     /// A readable key and no problem.
     pub fn is_healthy(&self) -> bool {
-        self.public_key.is_some() && self.problems.is_empty()
+        self.public_key.is_some() && self.usable && self.problems.is_empty()
+    }
+}
+
+/// The message of an [`Error::At`] without its location, for a [`Problem`],
+/// which carries the location itself.
+pub(crate) fn without_location(e: Error) -> String {
+    match e {
+        Error::At { error, .. } => error.to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -261,19 +275,36 @@ impl Store {
         }
     }
 
-    /// Where the device key is: a file path, or
-    /// `keyring service olm, user device-key`.
+    /// Where the device key is, as messages show it: a quoted file path
+    /// (as `cli::quote` quotes paths), or `keyring service olm, user
+    /// device-key`. [`Status::location`] is the plain path, for listings.
     pub fn location(&self) -> String {
         match &self.inner {
-            Inner::File(f) => f.key_path().display().to_string(),
+            Inner::File(f) => crate::cli::quote(&f.key_path()),
             Inner::Keyring(k) => k.location(KEY_USER),
         }
     }
 
-    /// Where the API key is.
+    /// The device key's file (file backend); `None` for the keyring.
+    pub fn key_file(&self) -> Option<PathBuf> {
+        match &self.inner {
+            Inner::File(f) => Some(f.key_path()),
+            Inner::Keyring(_) => None,
+        }
+    }
+
+    /// The API key's file (file backend); `None` for the keyring.
+    pub fn api_key_file(&self) -> Option<PathBuf> {
+        match &self.inner {
+            Inner::File(f) => Some(f.api_key_path()),
+            Inner::Keyring(_) => None,
+        }
+    }
+
+    /// Where the API key is, as messages show it (see [`Store::location`]).
     pub fn api_key_location(&self) -> String {
         match &self.inner {
-            Inner::File(f) => f.api_key_path().display().to_string(),
+            Inner::File(f) => crate::cli::quote(&f.api_key_path()),
             Inner::Keyring(k) => k.location(API_KEY_USER),
         }
     }
@@ -393,6 +424,12 @@ mod tests {
     fn backend_names() {
         assert_eq!("file".parse::<Backend>(), Ok(Backend::File));
         assert_eq!("keyring".parse::<Backend>(), Ok(Backend::Keyring));
+        assert_eq!("KEYRING".parse::<Backend>(), Ok(Backend::Keyring));
+        assert_eq!(" File ".parse::<Backend>(), Ok(Backend::File));
+        assert_eq!(
+            "Vault".parse::<Backend>(),
+            Err(Error::Backend("Vault".into()))
+        );
         assert_eq!(
             "vault".parse::<Backend>(),
             Err(Error::Backend("vault".into()))

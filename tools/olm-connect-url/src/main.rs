@@ -10,12 +10,18 @@ use libauth::{connect_url, BaseUrl, ConnectForm, PrivateKey, PublicKey};
 const TOOL: &str = "olm-connect-url";
 
 /// Print the ollama.com connect URL for a device key.
+///
+/// Opening the URL while signed in to ollama.com attaches the key to the
+/// account, after which the device's signed requests are accepted. The key
+/// is a public key line, a .pub file's content or a private key on stdin
+/// (when stdin is not a terminal), -k FILE, --key-env NAME, or the store
+/// (--backend: ~/.ollama/id_ed25519 by default, or the OS keyring).
 #[derive(Parser, Debug)]
 #[command(name = TOOL, version, after_help = "\
 Examples:
-  olm-connect-url                                   URL for the stored key
+  olm-connect-url                                    # the URL for the stored key
   olm-keygen -y -k key | olm-connect-url --name ci-runner
-  olm-connect-url < ~/.ollama/id_ed25519.pub --qr   scan it with a phone
+  olm-connect-url --qr < ~/.ollama/id_ed25519.pub    # scan it with a phone
   ssh box cat .ollama/id_ed25519.pub | olm-connect-url --name box --open")]
 struct Cli {
     #[command(flatten)]
@@ -111,7 +117,10 @@ fn open_browser(url: &str) {
         None
     };
     let Some(opener) = opener else {
-        eprintln!("{TOOL}: note: no display here; open the URL above on another device");
+        cli::note(
+            TOOL,
+            "no display here; open the URL above on another device",
+        );
         return;
     };
     let spawned = Command::new(opener)
@@ -121,6 +130,9 @@ fn open_browser(url: &str) {
         .stderr(Stdio::null())
         .spawn();
     if spawned.is_err() {
-        eprintln!("{TOOL}: note: could not run {opener}; open the URL above yourself");
+        cli::note(
+            TOOL,
+            format!("could not run {opener}; open the URL above yourself"),
+        );
     }
 }

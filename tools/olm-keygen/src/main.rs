@@ -13,13 +13,19 @@ use libauth::{Error, PrivateKey};
 const TOOL: &str = "olm-keygen";
 
 /// Make an Ed25519 device key in OpenSSH format, as Ollama does.
+///
+/// Without -o, the new private key goes to stdout (refused when stdout is a
+/// terminal). With -o FILE, it is written to FILE (mode 0600) and its public
+/// line to FILE.pub (0644), each through a temporary file, fsync and rename,
+/// and an existing FILE is kept unless --force. With -y, olm-keygen prints
+/// the public key line of a private key instead, like ssh-keygen -y.
 #[derive(Parser, Debug)]
 #[command(name = TOOL, version, after_help = "\
 Examples:
-  olm-keygen -o ~/.ollama/id_ed25519          write a key and its .pub, print the public line
-  olm-keygen | olm-store put                   make a key straight into the store
-  olm-keygen -y -k ~/.ollama/id_ed25519        print the public key line of a key
-  olm-keygen -y -k k | olm-connect-url --name box")]
+  olm-keygen -o ~/.ollama/id_ed25519      # write a key and its .pub, print the public line
+  olm-keygen | olm-store put              # make a key straight into the store
+  olm-keygen -y -k ~/.ollama/id_ed25519   # print a key's public line
+  olm-keygen -y -k key | olm-connect-url --name box")]
 struct Cli {
     /// Write the key to FILE (mode 0600, atomically) and FILE.pub (0644).
     #[arg(short = 'o', long = "output", value_name = "FILE")]

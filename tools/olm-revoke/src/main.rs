@@ -3,12 +3,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use libauth::account::{self, SignOut};
+use libauth::account::{self, KeyUse, SignOut};
 use libauth::cli::{self, CliError, KeyArgs, NetArgs};
+use libauth::local::{self, HOST_ENV};
 use libauth::store::Removal;
 use libauth::{Client, Error, LocalHost, PrivateKey, PublicKey, RemoteFailure};
-
-mod local;
 
 const TOOL: &str = "olm-revoke";
 
@@ -41,7 +40,13 @@ struct Cli {
     #[arg(long, conflicts_with_all = ["server", "base"])]
     local_only: bool,
     /// Ask the local Ollama server (OLLAMA_HOST) to sign out: POST /api/signout.
-    #[arg(long, conflicts_with = "base")]
+    /// The server signs its own key out, so no key, store or base URL can be
+    /// named (with OLLAMA_AUTH the request is signed with the stored key, as
+    /// Ollama's client does).
+    #[arg(
+        long,
+        conflicts_with_all = ["key", "key_env", "backend", "base", "keep_local", "local_only"]
+    )]
     server: bool,
 }
 
@@ -60,12 +65,12 @@ fn run(args: Cli) -> anyhow::Result<()> {
     } else {
         Some(args.net.client()?)
     };
-    let key = local::load(&args.key)?;
+    let key = account::signing_key(&args.key, KeyUse::Revoke)?;
     let public = key.public_key();
     if let Some(client) = client {
         disconnect(&client, &key)?;
         if args.keep_local {
-            eprintln!("{TOOL}: --keep-local: the local key was left in place");
+            libauth::eprint_line!("{TOOL}: --keep-local: the local key was left in place");
             return Ok(());
         }
     }
@@ -78,7 +83,7 @@ fn disconnect(client: &Client, key: &PrivateKey) -> anyhow::Result<()> {
     match account::disconnect(client, key) {
         Ok(SignOut::SignedOut) => {
             cli::print_line("Signed out from ollama.com")?;
-            eprintln!(
+            libauth::eprint_line!(
                 "{TOOL}: {} disconnected key {fingerprint}",
                 client.server()
             );
@@ -100,24 +105,26 @@ fn disconnect(client: &Client, key: &PrivateKey) -> anyhow::Result<()> {
 fn remove_local(args: &KeyArgs, public: &PublicKey, local_only: bool) -> anyhow::Result<()> {
     let mut removed = 0;
     let mut failures = Vec::new();
-    for (backend, location, outcome) in local::remove_everywhere(public) {
+    for (backend, location, outcome) in account::remove_everywhere(public) {
         match outcome {
             Ok(Removal::Removed) => {
                 removed += 1;
-                eprintln!("{TOOL}: removed key from {backend} backend ({location})");
+                libauth::eprint_line!("{TOOL}: removed key from {backend} backend ({location})");
             }
-            Ok(Removal::NotHeld) => eprintln!("{TOOL}: {backend} backend: not held"),
-            Err(e) if local::is_unavailable(&e) => {
-                eprintln!("{TOOL}: {backend} backend: not available here, nothing to remove");
+            Ok(Removal::NotHeld) => libauth::eprint_line!("{TOOL}: {backend} backend: not held"),
+            Err(e) if account::backend_unavailable(&e) => {
+                libauth::eprint_line!(
+                    "{TOOL}: {backend} backend: not available here, nothing to remove"
+                );
             }
             Err(e) => {
-                eprintln!("{TOOL}: {backend} backend: could not remove the key: {e}");
+                libauth::eprint_line!("{TOOL}: {backend} backend: could not remove the key: {e}");
                 failures.push(format!("{backend} backend ({location})"));
             }
         }
     }
     if let Some(path) = &args.key {
-        eprintln!(
+        libauth::eprint_line!(
             "{TOOL}: {} (named with -k) was left as it is; delete it yourself when done",
             cli::quote(path)
         );
@@ -146,11 +153,18 @@ fn remove_local(args: &KeyArgs, public: &PublicKey, local_only: bool) -> anyhow:
 /// `--server`: `POST /api/signout` to the local Ollama, which signs out its
 /// own key.
 fn server_signout(args: &Cli) -> anyhow::Result<()> {
-    let host = LocalHost::from_env().map_err(|e| CliError::about(libauth::local::HOST_ENV, e))?;
+    let host = LocalHost::from_env().map_err(|e| CliError::about(HOST_ENV, e))?;
+    if let Some(port) = host.ignored_port() {
+        libauth::eprint_line!(
+            "{TOOL}: warning: {HOST_ENV}: port {port:?} is not a number from 0 to 65535; using {}, as Ollama does",
+            host.port()
+        );
+    }
     let client = Client::local(&host).with_timeouts(args.net.timeouts());
-    // With OLLAMA_AUTH the Ollama client signs requests to the local server.
-    let key = if ollama_auth() {
-        Some(cli::load_key(&args.key)?)
+    // Ollama's client signs its requests with OLLAMA_AUTH on, and always
+    // to ollama.com.
+    let key = if host.signs_requests(local::use_auth()) {
+        Some(account::signing_key(&args.key, KeyUse::LocalSignOut)?)
     } else {
         None
     };
@@ -158,7 +172,7 @@ fn server_signout(args: &Cli) -> anyhow::Result<()> {
     match account::local_signout(&client, key.as_ref()) {
         Ok(SignOut::SignedOut) => {
             cli::print_line("Signed out from ollama.com")?;
-            eprintln!("{TOOL}: the local Ollama server at {server} signed its key out");
+            libauth::eprint_line!("{TOOL}: the local Ollama server at {server} signed its key out");
             Ok(())
         }
         Ok(SignOut::NotSignedIn) => Err(CliError::failed(format!(
@@ -173,15 +187,14 @@ fn server_signout(args: &Cli) -> anyhow::Result<()> {
         ))
         .hint("start it with `ollama serve`, or point OLLAMA_HOST at it")
         .into()),
+        Err(Error::Remote {
+            failure: RemoteFailure::Status { status: 404, .. },
+            ..
+        }) => Err(CliError::failed(format!(
+            "the local Ollama server at {server} answered 404 to POST /api/signout"
+        ))
+        .hint("an older Ollama may lack /api/signout: upgrade Ollama, or run olm-revoke without --server (it signs the key out of ollama.com itself)")
+        .into()),
         Err(e) => Err(anyhow::Error::from(e).context("the local Ollama server could not sign out")),
-    }
-}
-
-/// `OLLAMA_AUTH` as Ollama reads a boolean: unset, empty or a false value
-/// (`0`, `f`, `false`, …) is off; anything else is on.
-fn ollama_auth() -> bool {
-    match std::env::var("OLLAMA_AUTH") {
-        Ok(v) => !matches!(v.trim(), "" | "0" | "f" | "F" | "false" | "FALSE" | "False"),
-        Err(_) => false,
     }
 }

@@ -16,14 +16,24 @@ const TOOL: &str = "olm-sign";
 const INPUT_LIMIT: usize = 1024 * 1024;
 
 /// Sign challenges and API requests the way Ollama does.
+///
+/// With no mode flag, olm-sign signs stdin's exact bytes and prints the
+/// token, KEY:SIGNATURE. -X METHOD URI builds Ollama's challenge itself (ts
+/// set in the query, the query encoded as Ollama's Go code does) and signs
+/// it; --lines signs every stdin line; --registry signs a registry token
+/// request; --api-key sends an API key instead of signing. The key comes
+/// from -k FILE, --key-env NAME, or the store (--backend: ~/.ollama/id_ed25519
+/// by default, or the OS keyring).
+///
+/// Stdin is read up to 1 MiB (with --lines, up to 1 MiB per line); more is
+/// refused with exit status 2.
 #[derive(Parser, Debug)]
 #[command(name = TOOL, version, after_help = "\
 Examples:
-  printf 'POST,/api/me?ts=1700000000' | olm-sign -k key
-  olm-sign -X POST /api/me --format curl | curl -K -
-  curl -H \"$(olm-sign -X GET /api/tags --format header)\" \"https://ollama.com/api/tags?ts=$(date +%s)\"
-  olm-sign --lines < challenges.txt > tokens.txt
-  olm-sign --api-key -X GET /api/tags --format curl | curl -K -   same, with an API key")]
+  printf 'POST,/api/me?ts=1700000000' | olm-sign -k key  # exact bytes; printf adds no newline
+  olm-sign -X POST /api/me --format curl | curl -K -      # sign a request, send it
+  olm-sign --lines < challenges.txt > tokens.txt          # one token per line
+  olm-sign --api-key -X GET /api/tags --format curl | curl -K -   # the same with an API key")]
 struct Cli {
     #[command(flatten)]
     key: KeyArgs,
@@ -241,7 +251,10 @@ fn sign_stdin(args: &Cli) -> anyhow::Result<()> {
     let key = cli::load_key(&args.key)?;
     let input = cli::read_stdin(INPUT_LIMIT)?;
     if input.last() == Some(&b'\n') {
-        eprintln!("{TOOL}: note: the input ends with a newline, which is signed too (use printf, not echo)");
+        cli::note(
+            TOOL,
+            "the input ends with a newline, which is signed too (use printf, not echo)",
+        );
     }
     let token = Token::sign(&key, &input);
     let auth = authorization(&token, args.bearer);

@@ -88,10 +88,11 @@ fn note(message: &str) {
     let _ = writeln!(io::stderr().lock(), "{TOOL}: {message}");
 }
 
+/// Refuses to wait for input a user would have to type: stdin is a terminal.
 fn refuse_terminal_stdin(what: &str, example: &str) -> anyhow::Result<()> {
     if cli::stdin_is_terminal() {
         return Err(
-            CliError::bad_input(format!("{what} is read on stdin, which is a terminal"))
+            CliError::bad_input(format!("stdin is a terminal; pipe {what} in"))
                 .hint(example.to_string())
                 .into(),
         );
@@ -102,11 +103,13 @@ fn refuse_terminal_stdin(what: &str, example: &str) -> anyhow::Result<()> {
 fn put(store: &Store, force: bool) -> anyhow::Result<()> {
     refuse_terminal_stdin(
         "the private key",
-        "pipe it in: `olm-keygen | olm-store put`, or `olm-store put < ~/.ollama/id_ed25519`",
+        "`olm-keygen | olm-store put`, or `olm-store put < ~/.ollama/id_ed25519`",
     )?;
     let bytes = cli::read_stdin(KEY_FILE_LIMIT)?;
     let key = PrivateKey::from_openssh(&bytes).map_err(|e| CliError::about("stdin", e))?;
-    let outcome = store.put_key(&key, force).map_err(cli::store_error)?;
+    let outcome = store
+        .put_key(&key, force)
+        .map_err(|e| occupied(store, e, Item::Key))?;
     match outcome {
         PutOutcome::Stored => note(&format!("stored the key in {}", store.location())),
         PutOutcome::Unchanged => note(&format!(
@@ -121,11 +124,14 @@ fn put(store: &Store, force: bool) -> anyhow::Result<()> {
 fn put_api_key(store: &Store, force: bool) -> anyhow::Result<()> {
     refuse_terminal_stdin(
         "the API key",
-        "pipe it in: `printf %s \"$OLLAMA_API_KEY\" | olm-store put --api-key`, or `olm-store put --api-key < FILE`",
+        "`printf %s \"$OLLAMA_API_KEY\" | olm-store put --api-key`, or `olm-store put --api-key < FILE`",
     )?;
     let text = cli::read_stdin_text(64 * 1024)?;
     let key = ApiKey::new(&text).map_err(|e| CliError::about("stdin", e))?;
-    match store.put_api_key(&key, force).map_err(cli::store_error)? {
+    match store
+        .put_api_key(&key, force)
+        .map_err(|e| occupied(store, e, Item::ApiKey))?
+    {
         PutOutcome::Stored => note(&format!(
             "stored the API key in {}",
             store.api_key_location()
@@ -136,6 +142,47 @@ fn put_api_key(store: &Store, force: bool) -> anyhow::Result<()> {
         )),
     }
     Ok(())
+}
+
+/// Which item a `put` was for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Item {
+    Key,
+    ApiKey,
+}
+
+/// A store error; when the place is taken, the hint says how to keep a copy
+/// of what is there before `--force`: `olm-store get [--api-key] > backup`
+/// for a readable item, a copy of the file for a damaged one.
+fn occupied(store: &Store, err: libauth::Error, item: Item) -> CliError {
+    if !matches!(err, libauth::Error::Occupied { .. }) {
+        return cli::store_error(err);
+    }
+    let (readable, file, get) = match item {
+        Item::Key => (store.get_key().is_ok(), store.key_file(), "get"),
+        Item::ApiKey => (
+            store.get_api_key().is_ok(),
+            store.api_key_file(),
+            "get --api-key",
+        ),
+    };
+    let hint = match (readable, file) {
+        (true, _) => format!(
+            "add --force to replace it; keep a copy first if you may need it again (`olm-store{} {get} > backup`)",
+            flag(store)
+        ),
+        (false, Some(path)) => {
+            let mut backup = path.as_os_str().to_owned();
+            backup.push(".bak");
+            format!(
+                "add --force to replace it; it cannot be read, so copy the file first if you may need it again (`cp -p {} {}`)",
+                cli::quote(&path),
+                cli::quote(std::path::Path::new(&backup))
+            )
+        }
+        (false, None) => "add --force to replace it; it cannot be read, so copy it with the keyring's own tool first if you may need it again".to_string(),
+    };
+    cli::store_error(err).hint(hint)
 }
 
 /// ` --backend keyring` when that is the store, so hints can be pasted.
@@ -227,7 +274,7 @@ fn status(store: &Store) -> anyhow::Result<()> {
     if !st.key_present {
         return Err(nothing_stored(
             "key",
-            &st.location,
+            &store.location(),
             &format!(
                 "make one with `olm-keygen | olm-store{} put`, or look in the other backend (--backend file|keyring)",
                 flag(store)
@@ -237,10 +284,14 @@ fn status(store: &Store) -> anyhow::Result<()> {
     if !st.problems.is_empty() {
         let n = st.problems.len();
         let first = &st.problems[0];
+        // Errors quote paths; the listing above shows them plain.
+        let location = match st.backend {
+            Backend::File => cli::quote(std::path::Path::new(&first.location)),
+            Backend::Keyring => first.location.clone(),
+        };
         let mut err = CliError::failed(format!(
-            "{n} problem{} with the stored credentials: {}: {}",
+            "{n} problem{} with the stored credentials: {location}: {}",
             if n == 1 { "" } else { "s" },
-            first.location,
             first.what
         ));
         if let Some(fix) = &first.fix {
@@ -265,6 +316,15 @@ fn print_status(st: &Status) -> io::Result<()> {
         }
         None if st.key_present => writeln!(out, "public key: unreadable (see problems)")?,
         None => writeln!(out, "public key: none (no key stored)")?,
+    }
+    if st.key_present {
+        // What `olm-store get` and the signing tools would do with it.
+        let usable = if st.usable {
+            "yes"
+        } else {
+            "no, olm refuses it (see problems)"
+        };
+        writeln!(out, "usable: {usable}")?;
     }
     if let Some(p) = &st.public_file {
         writeln!(out, "public key file: {p}")?;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use libauth::authorized_keys::AuthorizedKeys;
+use libauth::authorized_keys::{self, AuthorizedKeys};
 use libauth::base::split_absolute;
 use libauth::cli::{self, CliError};
 use libauth::serve::{Config, Limits, Server};
@@ -45,7 +45,8 @@ struct Cli {
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MAX_SKEW)]
     max_skew: u64,
     /// Also require the signer to be listed in FILE (authorized_keys lines;
-    /// options and comments allowed, only ssh-ed25519 keys count).
+    /// only ssh-ed25519 keys count; expiry-time= is enforced, as UTC; lines
+    /// with cert-authority, from= or command= are skipped with a warning).
     #[arg(long, value_name = "FILE")]
     authorized_keys: Option<PathBuf>,
     /// Read `TOKEN<TAB>CHALLENGE` lines on stdin; print `ok <public key line>`
@@ -61,6 +62,11 @@ struct Cli {
     /// without one), for development.
     #[arg(long, requires = "serve")]
     stand_in: bool,
+    /// With --serve: believe X-Original-Method / X-Original-URI from any
+    /// peer, not only from this machine (for a proxy on another host; then
+    /// only that proxy may reach the verifier).
+    #[arg(long, requires = "serve")]
+    trust_original_headers: bool,
 }
 
 fn main() -> ExitCode {
@@ -78,6 +84,10 @@ fn run(args: Cli) -> anyhow::Result<()> {
     };
     let keys = keys.as_ref().map(|(k, shown)| (k, shown.as_str()));
     if args.lines {
+        refuse_terminal_stdin(
+            "TOKEN<TAB>CHALLENGE lines",
+            "paste tokens.txt challenges.txt | olm-verify --lines",
+        )?;
         let mut input = BufReader::with_capacity(64 * 1024, io::stdin().lock());
         let mut output = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
         let all_ok = verify::run_lines(&mut input, &mut output, keys)?;
@@ -121,27 +131,38 @@ fn run(args: Cli) -> anyhow::Result<()> {
             .token
         }
         None => {
-            if cli::stdin_is_terminal() {
-                return Err(CliError::bad_input("no challenge: stdin is a terminal")
-                    .hint("pipe the exact signed bytes in (printf '…' | olm-verify --token …), or use -X METHOD URI")
-                    .into());
-            }
+            refuse_terminal_stdin(
+                "the challenge (the exact signed bytes)",
+                "printf '…' | olm-verify --token …, or use -X METHOD URI instead of stdin",
+            )?;
             let challenge = cli::read_stdin(INPUT_LIMIT)?;
             verify::verify_token(token.as_bytes(), &challenge).map_err(refused)?
         }
     };
     let key = *key.public_key();
     if let Some((list, shown)) = keys {
-        verify::authorize(list, shown, &key).map_err(refused)?;
+        verify::authorize(list, shown, &key, verify::now()).map_err(refused)?;
     }
     cli::print_line(&key.to_line())?;
     Ok(())
 }
 
+/// Refuses to wait for input a user would have to type: stdin is a terminal.
+fn refuse_terminal_stdin(what: &str, example: &str) -> anyhow::Result<()> {
+    if cli::stdin_is_terminal() {
+        return Err(
+            CliError::bad_input(format!("stdin is a terminal; pipe {what} in"))
+                .hint(example.to_string())
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 fn load_keys(path: &Path) -> anyhow::Result<AuthorizedKeys> {
-    let keys = AuthorizedKeys::load(path).map_err(|e| CliError::about(cli::quote(path), e))?;
+    let keys = AuthorizedKeys::load(path).map_err(|e| keys_error(path, e))?;
     for bad in keys.bad_lines() {
-        eprintln!(
+        libauth::eprint_line!(
             "{TOOL}: warning: {} line {}: {}",
             cli::quote(path),
             bad.line,
@@ -149,6 +170,34 @@ fn load_keys(path: &Path) -> anyhow::Result<AuthorizedKeys> {
         );
     }
     Ok(keys)
+}
+
+/// Why the authorized keys file cannot be used, with the fix as a hint.
+fn keys_error(path: &Path, err: libauth::Error) -> CliError {
+    let shown = cli::quote(path);
+    if authorized_keys::is_private_key_error(&err) {
+        let mut public = path.as_os_str().to_owned();
+        public.push(".pub");
+        return CliError::bad_input(format!("{shown} {}", authorized_keys::PRIVATE_KEY_FILE))
+            .hint(format!("use {}", cli::quote(Path::new(&public))));
+    }
+    if authorized_keys::is_writable_by_others_error(&err) {
+        return CliError::about(&shown, err).hint(format!("chmod go-w {shown}"));
+    }
+    if matches!(
+        err,
+        libauth::Error::Io {
+            kind: io::ErrorKind::NotFound,
+            ..
+        }
+    ) {
+        return CliError::bad_input(format!("{shown}: no such authorized keys file")).hint(
+            format!(
+                "list who may sign there, one public key line each: cat ~/.ollama/id_ed25519.pub >> {shown}"
+            ),
+        );
+    }
+    CliError::about(&shown, err)
 }
 
 /// A refusal as the user reads it: exit 1, with a hint where one helps.
@@ -168,6 +217,9 @@ fn refused(reason: Reason) -> anyhow::Error {
         Reason::NotAuthorized { .. } => {
             Some("add the signer's public key line to the authorized keys file")
         }
+        Reason::Expired { .. } => {
+            Some("the line's expiry-time has passed; renew it in the authorized keys file")
+        }
         _ => None,
     };
     let err = CliError::failed(reason.to_string());
@@ -184,6 +236,7 @@ fn serve(args: &Cli, addr: &str) -> anyhow::Result<()> {
         stand_in: args.stand_in,
         max_skew: args.max_skew,
         limits: Limits::default(),
+        trust_original_headers: args.trust_original_headers,
     };
     if config.authorized_keys.is_none() && !config.stand_in {
         return Err(CliError::bad_input(
@@ -192,12 +245,25 @@ fn serve(args: &Cli, addr: &str) -> anyhow::Result<()> {
         .hint("add --authorized-keys FILE, or --stand-in to try it out")
         .into());
     }
-    let server = Server::bind(&config).map_err(|e| match e.exit_kind() {
-        libauth::ExitKind::Failed => CliError::failed(e.to_string()),
-        libauth::ExitKind::BadInput => CliError::bad_input(e.to_string()),
-    })?;
+    if let Some(path) = &config.authorized_keys {
+        // Check the file now, for a clear message; the stand-in makes a
+        // missing one, the plain verifier refuses to start without it.
+        match AuthorizedKeys::load(path) {
+            Ok(_) => {}
+            Err(libauth::Error::Io {
+                kind: io::ErrorKind::NotFound,
+                ..
+            }) if config.stand_in => {}
+            Err(e) => return Err(keys_error(path, e).into()),
+        }
+    }
+    // libauth's error carries its exit status and hint (cli::run).
+    let server = Server::bind(&config)?;
+    // Signals are caught before the URL is out: a script may stop the
+    // server as soon as it has read it.
+    let stopper = server.stop_on_signal()?;
     // The one line on stdout: scripts read the port from it.
     cli::print_line(server.url())?;
-    server.run_until_signal()?;
+    server.run(&stopper)?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use libauth::account::{self, Whoami};
+use libauth::account::{self, KeyUse, Whoami};
 use libauth::cli::{self, CliError, KeyArgs, NetArgs};
 use libauth::{connect_url, ConnectForm};
 
@@ -39,29 +39,11 @@ fn main() -> ExitCode {
     cli::run(TOOL, || run(args))
 }
 
-/// `-k`/`--key-env`, else the stored key. No stored key at all means this
-/// device is not signed in: exit 1, like a 401.
-fn load_key(args: &KeyArgs) -> anyhow::Result<libauth::PrivateKey> {
-    if args.is_explicit() {
-        return cli::load_key(args);
-    }
-    let store = cli::open_store(args.backend.as_deref())?;
-    match store.get_key().map_err(cli::store_error)? {
-        Some(key) => Ok(key),
-        None => Err(CliError::failed(format!(
-            "You are not signed in to ollama.com: there is no key in {}",
-            store.location()
-        ))
-        .hint("make one with `olm-keygen | olm-store put`, then connect it with `olm-connect-url`")
-        .into()),
-    }
-}
-
 fn run(args: Cli) -> anyhow::Result<()> {
     // The base URL is checked before the key is read or anything is sent.
     let base = args.net.base_url()?;
     let client = args.net.client()?;
-    let key = load_key(&args.key)?;
+    let key = account::signing_key(&args.key, KeyUse::Whoami)?;
     let answer = account::whoami(&client, &key)
         .map_err(|e| anyhow::Error::from(e).context("cannot tell whether this key is signed in"))?;
     match answer {
