@@ -118,12 +118,22 @@ row() { rows+=("| $1 | $2 | $3 | $4 | $5 | $6 |"); }
 say "per call: $CALLS × olm-sign against $CALLS × ssh-keygen -Y sign (interleaved)"
 ssh-keygen -Y sign -f "$key" -n ollama <"$work/challenge" >/dev/null 2>&1 ||
   die "ssh-keygen -Y sign does not work here"
-timed=$("$rel/examples/bench_spawn" "$CALLS" "$work/challenge" \
-  "$rel/olm-sign" -k "$key" ::: ssh-keygen -Y sign -f "$key" -n ollama)
-read -r olm_total olm_median olm_fail ssh_total ssh_median ssh_fail <<<"$(echo $timed)"
+# Three rounds; the one least disturbed by the neighbours (smallest sum of
+# both totals) counts, as the best run counts in bulk.
+best=
+for round in 1 2 3; do
+  timed=$("$rel/examples/bench_spawn" "$CALLS" "$work/challenge" \
+    "$rel/olm-sign" -k "$key" ::: ssh-keygen -Y sign -f "$key" -n ollama)
+  timed=$(echo $timed)
+  sum=$(awk '{ print $1 + $4 }' <<<"$timed")
+  if [[ -z $best ]] || awk "BEGIN { exit !($sum < $best_sum) }"; then
+    best=$timed best_sum=$sum
+  fi
+done
+read -r olm_total olm_median olm_fail ssh_total ssh_median ssh_fail <<<"$best"
 ((olm_fail == 0 && ssh_fail == 0)) || die "some timed calls failed (olm-sign $olm_fail, ssh-keygen $ssh_fail)"
 ratio=$(calc %.3f "$olm_total / $ssh_total")
-row "per call: $CALLS × \`olm-sign -k K < challenge\`, wall" \
+row "per call: $CALLS × \`olm-sign -k K < challenge\`, wall (best of 3 rounds)" \
   "$(calc %.3f "$olm_total") s ($(calc %.2f "$olm_median * 1000") ms median)" \
   "$(calc %.3f "$ssh_total") s ($(calc %.2f "$ssh_median * 1000") ms median), \`ssh-keygen -Y sign\`" \
   "$ratio" "≤ 0.40" "$(verdict "$ratio <= 0.4")"
