@@ -61,7 +61,7 @@ pub fn openssh_key(data: &[u8]) {
     };
     match PrivateKey::from_openssh(&text) {
         Ok(key) => {
-            let written = key.to_openssh();
+            let written = key.to_openssh().expect("a key olm read encodes");
             let again = PrivateKey::from_openssh(written.as_bytes())
                 .expect("a key olm read writes back to a key olm reads");
             assert!(key.same_key(&again));

@@ -68,7 +68,7 @@ fn keygen_put_connect_in_one_line() {
     assert_eq!(mode(&sb.ollama_key()), 0o600);
     assert_eq!(mode(&pub_path(&sb)), 0o644);
     // The tools now use the stored key by default.
-    let out = sb.run("olm-connect-url", ["--name", "box"], b"");
+    let out = sb.sh("olm-connect-url --name box </dev/null");
     out.assert_code(0);
     assert_eq!(out.text(), url);
 }
@@ -434,7 +434,13 @@ fn api_keys_put_get_and_bearer_headers() {
 fn concurrent_processes_leave_a_matching_pub() {
     let sb = Sandbox::new();
     let keys: Vec<String> = (0..12)
-        .map(|_| PrivateKey::generate().unwrap().to_openssh().to_string())
+        .map(|_| {
+            PrivateKey::generate()
+                .unwrap()
+                .to_openssh()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     for _round in 0..3 {
         let children: Vec<_> = keys
@@ -478,7 +484,13 @@ fn concurrent_processes_leave_a_matching_pub() {
 fn killed_writers_never_leave_a_partial_key() {
     let sb = Sandbox::new();
     let keys: Vec<String> = (0..6)
-        .map(|_| PrivateKey::generate().unwrap().to_openssh().to_string())
+        .map(|_| {
+            PrivateKey::generate()
+                .unwrap()
+                .to_openssh()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     put_text(&sb, &keys[0]);
     for i in 0..30u64 {
