@@ -32,8 +32,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, replace: Replace) -> R
     let mut tmp = tempfile::Builder::new()
         .prefix(".olm-")
         .permissions(fs::Permissions::from_mode(mode))
-        .tempfile_in(dir)
-        ?;
+        .tempfile_in(dir)?;
     // The umask may have narrowed the mode; set it exactly.
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))?;
