@@ -243,3 +243,22 @@ fn run_inner(mut c: Command, stdin: Option<&[u8]>) -> Out {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+/// [`skipped`] with `format!` arguments.
+#[macro_export]
+macro_rules! skipped {
+    ($($arg:tt)*) => {
+        $crate::skipped(&format!($($arg)*))
+    };
+}
+
+/// Reports a test (or a row of one) that cannot run here because a tool is
+/// missing: loudly, on stderr. Under CI (`CI` set, as `.ci/run` runs), a
+/// skip is a failure: `.ci/run` installs everything, so a missing tool
+/// means the install step broke, and a green run must not hide it.
+#[track_caller]
+pub fn skipped(message: &str) {
+    eprintln!("{message}");
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    assert!(!ci, "{message} (CI must install it: see .ci/run)");
+}

@@ -541,7 +541,7 @@ fn put_text(sb: &Sandbox, key: &str) {
 #[test]
 fn secrets_never_go_to_or_come_from_a_terminal() {
     if !have("script") {
-        eprintln!("SKIPPED: secrets_never_go_to_or_come_from_a_terminal: script (util-linux) not installed");
+        olm_tests::skipped!("SKIPPED: secrets_never_go_to_or_come_from_a_terminal: script (util-linux) not installed");
         return;
     }
     let sb = Sandbox::new();
@@ -640,7 +640,7 @@ fn remove_everywhere_without_secret_service() {
 #[test]
 fn keyring_round_trip_through_a_real_secret_service() {
     if !(have("gnome-keyring-daemon") && have("dbus-run-session")) {
-        eprintln!(
+        olm_tests::skipped!(
             "SKIPPED: keyring tests: gnome-keyring-daemon not installed (apt-get install gnome-keyring dbus libsecret-tools)"
         );
         return;
@@ -775,7 +775,7 @@ fn remove_everywhere_in_a_keyring_session() {
 #[test]
 fn file_backend_opens_no_socket() {
     if !have("strace") {
-        eprintln!("SKIPPED: file_backend_opens_no_socket: strace not installed");
+        olm_tests::skipped!("SKIPPED: file_backend_opens_no_socket: strace not installed");
         return;
     }
     let sb = Sandbox::new();
@@ -891,7 +891,9 @@ fn status_and_get_agree_on_a_loose_key() {
 fn links_to_another_owners_file_are_not_followed() {
     let sb = Sandbox::new();
     if fs::metadata(sb.home()).unwrap().uid() != 0 {
-        eprintln!("SKIPPED links_to_another_owners_file_are_not_followed: needs root (chown)");
+        olm_tests::skipped!(
+            "SKIPPED links_to_another_owners_file_are_not_followed: needs root (chown)"
+        );
         return;
     }
     put(&sb, "k1");

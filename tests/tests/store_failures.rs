@@ -22,7 +22,7 @@ fn can_mount(test: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
-        eprintln!(
+        olm_tests::skipped!(
             "SKIPPED {test}: needs root and `unshare -m` to mount a read-only or full ~/.ollama"
         );
     }
