@@ -27,7 +27,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::key::{PublicKey, ALGORITHM};
+use crate::key::{shown_algorithm, PublicKey, ALGORITHM};
 
 /// The largest authorized_keys file olm reads (about 40,000 keys).
 pub const FILE_LIMIT: usize = 4 * 1024 * 1024;
@@ -58,16 +58,6 @@ pub fn is_writable_by_others_error(err: &Error) -> bool {
 pub fn holds_pem(text: &str) -> bool {
     text.lines()
         .any(|l| l.trim_start().starts_with("-----BEGIN"))
-}
-
-/// An algorithm name as messages may show it: only when it looks like one
-/// (`^[a-z][a-z0-9.@-]{0,39}$`), so no line content leaks into a log.
-pub fn shown_algorithm(name: &str) -> Option<&str> {
-    let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-    let rest_ok =
-        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '@' | '-'));
-    (first_ok && rest_ok && name.len() <= 40).then_some(name)
 }
 
 /// One `ssh-ed25519` entry.

@@ -149,10 +149,18 @@ fn check_path(path: &str) -> Result<()> {
             crate::key::truncate(path, 40)
         )));
     }
-    if let Some(c) = path.chars().find(|c| !c.is_ascii_graphic() || *c == '#') {
-        return Err(Error::Request(format!(
-            "the path holds {c:?}, which must be percent-encoded"
-        )));
+    if path.contains('#') {
+        return Err(Error::Request(
+            "the URI holds a fragment (#…), which is never sent to a server; leave it out".into(),
+        ));
+    }
+    if let Some(c) = path.chars().find(|c| !c.is_ascii_graphic()) {
+        let how = match c {
+            ' ' => "percent-encode it as %20".to_string(),
+            c if c.is_ascii() => format!("percent-encode it as %{:02X}", c as u32),
+            _ => "percent-encode its UTF-8 bytes (%XX each)".to_string(),
+        };
+        return Err(Error::Request(format!("the path holds {c:?}: {how}")));
     }
     Ok(())
 }
@@ -285,6 +293,9 @@ impl RegistryChallenge {
                 "the realm {shown:?} holds characters a URL cannot"
             )));
         }
+        // The token request carries a signature: the same rules as a base
+        // URL (https unless loopback, no user info), checked before signing.
+        crate::base::split_absolute(realm.split('?').next().unwrap_or(realm))?;
         Ok(RegistryChallenge {
             realm: realm.to_string(),
             service: auth_param(header, "service")

@@ -131,30 +131,59 @@ pub fn parse_from<T: clap::Parser>(
     if args.get(1).is_some_and(|a| a == generate::FLAG) {
         std::process::exit(generate_for::<T>(tool, &args[2..]));
     }
+    // clap repeats a bad argument in its message: never let that be a key.
+    if args
+        .iter()
+        .skip(1)
+        .any(|a| looks_like_a_secret(&a.to_string_lossy()))
+    {
+        let _ = writeln!(
+            io::stderr(),
+            "{tool}: error: an argument looks like a private key; it is not repeated here\n\
+             hint: pass a key with -k FILE, --key-env NAME or on stdin, never as an argument"
+        );
+        std::process::exit(2);
+    }
     match T::try_parse_from(args) {
         Ok(t) => t,
         Err(e) => {
             use clap::error::ErrorKind as K;
             match e.kind() {
-                K::DisplayHelp
-                | K::DisplayVersion
-                | K::DisplayHelpOnMissingArgumentOrSubcommand => {
+                K::DisplayHelp | K::DisplayVersion => {
                     let _ = e.print();
-                    std::process::exit(
-                        if e.kind() == K::DisplayHelpOnMissingArgumentOrSubcommand {
-                            2
-                        } else {
-                            0
-                        },
+                    std::process::exit(0);
+                }
+                K::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = writeln!(
+                        io::stderr(),
+                        "{tool}: error: a command is needed\nhint: see `{tool} --help`"
                     );
+                    std::process::exit(2);
                 }
                 _ => {
-                    let _ = write!(io::stderr(), "{tool}: {}", e.render());
+                    let _ = write!(
+                        io::stderr(),
+                        "{}",
+                        usage_error(tool, &e.render().to_string())
+                    );
                     std::process::exit(2);
                 }
             }
         }
     }
+}
+
+/// clap's error as CLI.md wants it: one `TOOL: error:` line, then one
+/// `hint:` line (clap's own tip where it has one).
+fn usage_error(tool: &str, rendered: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("error: bad usage");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let hint = lines
+        .find_map(|l| l.strip_prefix("tip: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("see `{tool} --help`"));
+    format!("{tool}: error: {first}\nhint: {hint}\n")
 }
 
 /// `TOOL --generate WHAT`: writes a man page or a completion script for the
@@ -239,6 +268,9 @@ pub fn store_error(err: Error) -> CliError {
                 Error::Io {
                     kind: io::ErrorKind::PermissionDenied,
                     ..
+                } | Error::WriteFailed {
+                    kind: io::ErrorKind::PermissionDenied,
+                    ..
                 }
             ) =>
         {
@@ -289,14 +321,7 @@ pub fn load_stored_key(backend: Option<&str>) -> anyhow::Result<PrivateKey> {
 /// Loads the private key the flags name: `--key-env`, `-k`, else the store.
 pub fn load_key(args: &KeyArgs) -> anyhow::Result<PrivateKey> {
     if let Some(name) = &args.key_env {
-        let value = Zeroizing::new(std::env::var(name).map_err(|_| {
-            CliError::bad_input(format!(
-                "environment variable {name} is not set or not UTF-8"
-            ))
-            .hint(format!("export {name}=\"$(cat KEYFILE)\", or use -k FILE"))
-        })?);
-        return PrivateKey::from_openssh(value.as_bytes())
-            .map_err(|e| CliError::about(format!("environment variable {name}"), e).into());
+        return load_key_env(name);
     }
     match &args.key {
         Some(path) => load_key_file(path),
@@ -304,21 +329,57 @@ pub fn load_key(args: &KeyArgs) -> anyhow::Result<PrivateKey> {
     }
 }
 
-/// Reads and parses a private key file, naming it in every error.
+/// Reads a key from the environment variable `name`. A NAME that is not a
+/// variable name (say, the key itself, `--key-env "$KEY"`) is refused
+/// without being repeated.
+pub fn load_key_env(name: &str) -> anyhow::Result<PrivateKey> {
+    let valid = name.len() <= 128
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(CliError::bad_input(
+            "--key-env takes the NAME of an environment variable (letters, digits, _), not a value",
+        )
+        .hint("e.g. --key-env OLLAMA_KEY with OLLAMA_KEY holding the key file's text")
+        .into());
+    }
+    let value = Zeroizing::new(std::env::var(name).map_err(|_| {
+        CliError::bad_input(format!(
+            "environment variable {name} is not set or not UTF-8"
+        ))
+        .hint(format!("export {name}=\"$(cat KEYFILE)\", or use -k FILE"))
+    })?);
+    PrivateKey::from_openssh(value.as_bytes())
+        .map_err(|e| CliError::about(format!("environment variable {name}"), e).into())
+}
+
+/// Reads and parses a private key file, naming it in every error. What the
+/// file holds is judged first, its permissions second, so a `.pub` or an
+/// empty file is called that rather than given a `chmod` hint.
 pub fn load_key_file(path: &Path) -> anyhow::Result<PrivateKey> {
     let shown = quote(path);
-    let bytes = fsutil::read_private_file(path).map_err(|e| {
-        let err = CliError::about(&shown, e.clone());
-        match e {
-            Error::LoosePermissions { .. } => err.hint(format!("chmod 600 {shown}")),
+    let file = fsutil::read_private_file(path).map_err(|e| {
+        let not_found = matches!(
+            &e,
             Error::Io {
                 kind: io::ErrorKind::NotFound,
                 ..
-            } => err.hint("make a key with `olm-keygen -o FILE`, or name one with -k FILE"),
-            _ => err,
+            }
+        );
+        let err = CliError::about(&shown, e);
+        if not_found {
+            err.hint("check the path, or make a key there with `olm-keygen -o FILE`")
+        } else {
+            err
         }
     })?;
-    PrivateKey::from_openssh(&bytes).map_err(|e| CliError::about(&shown, e).into())
+    let key = PrivateKey::from_openssh(&file.bytes).map_err(|e| CliError::about(&shown, e))?;
+    file.check_mode()
+        .map_err(|e| CliError::about(&shown, e).hint(format!("chmod 600 {shown}")))?;
+    Ok(key)
 }
 
 /// Reads all of stdin, up to `limit` bytes.
@@ -326,9 +387,40 @@ pub fn read_stdin(limit: usize) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     fsutil::read_limited(io::stdin().lock(), limit).map_err(|e| CliError::about("stdin", e).into())
 }
 
+/// Whether something was piped or redirected into stdin: a pipe, a socket
+/// or a regular file. A terminal or a device (`< /dev/null`, as CI jobs
+/// often run) is not.
+pub fn stdin_is_piped() -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    if stdin_is_terminal() {
+        return false;
+    }
+    match std::fs::metadata("/dev/stdin") {
+        Ok(meta) => {
+            let t = meta.file_type();
+            t.is_fifo() || t.is_socket() || t.is_file()
+        }
+        // Without /dev/stdin, assume what is not a terminal was piped.
+        Err(_) => true,
+    }
+}
+
 /// Whether stdin is a terminal (nothing piped in).
 pub fn stdin_is_terminal() -> bool {
     io::stdin().is_terminal()
+}
+
+/// Refuses to wait for input a user would have to type: stdin is a
+/// terminal where data (`what`) is expected to be piped in.
+pub fn refuse_terminal_stdin(what: &str, example: &str) -> anyhow::Result<()> {
+    if stdin_is_terminal() {
+        return Err(
+            CliError::bad_input(format!("stdin is a terminal; pipe {what} in"))
+                .hint(example.to_string())
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Refuses to go on when stdout is a terminal and `what` is a secret.
@@ -343,9 +435,20 @@ pub fn refuse_secret_to_terminal(what: &str, redirect: &str) -> anyhow::Result<(
     Ok(())
 }
 
-/// A path as messages show it: quoted, so odd names stay readable.
+/// A path as messages show it: quoted, so odd names stay readable. A
+/// "path" that holds a key (`-k "$(cat key)"`) is never repeated.
 pub fn quote(path: &Path) -> String {
-    format!("{:?}", path.display().to_string())
+    let text = path.display().to_string();
+    if looks_like_a_secret(&text) {
+        return "(a value that looks like a key, not a file name; not shown)".into();
+    }
+    format!("{text:?}")
+}
+
+/// Whether an argument is key material rather than a name: it holds a PEM
+/// private-key label.
+fn looks_like_a_secret(text: &str) -> bool {
+    text.contains("PRIVATE KEY")
 }
 
 /// Writes `line` and a newline to stdout.
@@ -411,17 +514,47 @@ fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
     })
 }
 
+/// The base URL: `--base` (the flag's value), else `OLLAMA_CLOUD_BASE_URL`,
+/// else ollama.com; an error names whichever was wrong.
+pub fn base_url(flag: Option<&str>) -> anyhow::Result<crate::BaseUrl> {
+    let what = if flag.is_some() {
+        "--base"
+    } else {
+        crate::base::BASE_ENV
+    };
+    crate::BaseUrl::from_flag_or_env(flag).map_err(|e| CliError::about(what, e).into())
+}
+
+/// A curl config (`curl -K -`) for one request. It holds a credential, so
+/// it zeroizes on drop.
+pub fn curl_config(url: &str, method: &str, header: &str) -> Zeroizing<String> {
+    let quote = |s: &str| {
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    };
+    let header = Zeroizing::new(quote(header));
+    Zeroizing::new(format!(
+        "url = {}\nrequest = {}\nheader = {}",
+        quote(url),
+        quote(method),
+        header.as_str()
+    ))
+}
+
 impl NetArgs {
     /// The base URL: `--base`, else `OLLAMA_CLOUD_BASE_URL`, else ollama.com.
     /// Checked here, before anything is sent.
     pub fn base_url(&self) -> anyhow::Result<crate::BaseUrl> {
-        let what = if self.base.is_some() {
-            "--base"
-        } else {
-            crate::base::BASE_ENV
-        };
-        crate::BaseUrl::from_flag_or_env(self.base.as_deref())
-            .map_err(|e| CliError::about(what, e).into())
+        base_url(self.base.as_deref())
     }
 
     /// The timeouts the flags ask for.

@@ -110,6 +110,15 @@ pub enum Error {
         /// What is wrong.
         error: Box<Error>,
     },
+    /// Writing a file failed (a read-only or full disk, no permission): the
+    /// operation failed, exit 1. Only the kind and the OS's text are kept.
+    #[error("{message}")]
+    WriteFailed {
+        /// The kind of the underlying error.
+        kind: io::ErrorKind,
+        /// The operating system's message.
+        message: String,
+    },
     /// An operating-system I/O error; only its kind and text are kept.
     #[error("{message}")]
     Io {
@@ -159,6 +168,7 @@ impl Error {
     pub fn exit_kind(&self) -> ExitKind {
         match self {
             Error::BadSignature
+            | Error::WriteFailed { .. }
             | Error::Occupied { .. }
             | Error::NoSecretService { .. }
             | Error::Keyring(_) => ExitKind::Failed,

@@ -3,11 +3,12 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::key::PrivateKey;
 
 /// The largest key file olm reads; real ones are about 400 bytes.
 pub const KEY_FILE_LIMIT: usize = 64 * 1024;
@@ -25,6 +26,15 @@ pub enum Replace {
 /// with `mode`, fsync, then rename (or link, for [`Replace::Never`]), then
 /// fsync of the folder. Readers see the old file or the new one, never half.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, replace: Replace) -> Result<()> {
+    write_atomic_io(path, bytes, mode, replace).map_err(|e| match e {
+        // A write that fails (read-only or full disk, no permission) is an
+        // operation that failed, not bad input: exit 1.
+        Error::Io { kind, message } => Error::WriteFailed { kind, message },
+        other => other,
+    })
+}
+
+fn write_atomic_io(path: &Path, bytes: &[u8], mode: u32, replace: Replace) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -56,10 +66,78 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, replace: Replace) -> R
     Ok(())
 }
 
-/// Reads a private key file: refuses directories, files over
-/// [`KEY_FILE_LIMIT`], and files that group or others may read (as ssh does).
-/// The buffer zeroizes on drop.
-pub fn read_private_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+/// Writes a key pair as `ssh-keygen -f PATH` does: the private key at `path`
+/// (0600) and its `.pub` beside it (0644), each atomically, key first.
+/// With [`Replace::Never`], an existing key or `.pub` is left alone and
+/// [`Error::Exists`] says which; a folder in the way or a missing parent
+/// folder is refused before anything is written.
+pub fn write_key_pair(path: &Path, key: &PrivateKey, replace: Replace) -> Result<()> {
+    let pub_path = pub_path(path);
+    if path.is_dir() {
+        return Err(Error::Io {
+            kind: io::ErrorKind::IsADirectory,
+            message: "is a directory; give a file name for the key".into(),
+        });
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            return Err(Error::Io {
+                kind: io::ErrorKind::NotFound,
+                message: format!(
+                    "its folder {:?} does not exist",
+                    parent.display().to_string()
+                ),
+            });
+        }
+    }
+    if replace == Replace::Never && pub_path.exists() && !path.exists() {
+        return Err(Error::At {
+            location: format!("{:?}", pub_path.display().to_string()),
+            error: Box::new(Error::Exists),
+        });
+    }
+    let text = key.to_openssh()?;
+    write_atomic(path, text.as_bytes(), 0o600, replace)?;
+    write_atomic(
+        &pub_path,
+        key.public_file_text().as_bytes(),
+        0o644,
+        Replace::Allow,
+    )
+}
+
+/// `PATH.pub`.
+pub fn pub_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".pub");
+    PathBuf::from(p)
+}
+
+/// A private key file's bytes (zeroized on drop), and its permission bits
+/// when the file is a regular file that group or others may read.
+pub struct PrivateFile {
+    /// The file's content.
+    pub bytes: Zeroizing<Vec<u8>>,
+    /// `Some(mode)` when others may read it.
+    pub loose_mode: Option<u32>,
+}
+
+impl PrivateFile {
+    /// Refuses a key that others may read, as ssh does. Called after the
+    /// content was found to be a key, so that a `.pub` or an empty file is
+    /// named for what it is rather than given a `chmod` hint.
+    pub fn check_mode(&self) -> Result<()> {
+        match self.loose_mode {
+            Some(mode) => Err(Error::LoosePermissions { mode }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads a private key file: refuses directories and files over
+/// [`KEY_FILE_LIMIT`]; notes the mode of a regular file others may read.
+/// Pipes (`-k <(pass show key)`) and devices have no meaningful mode.
+pub fn read_private_file(path: &Path) -> Result<PrivateFile> {
     let file = OpenOptions::new().read(true).open(path)?;
     let meta = file.metadata()?;
     if meta.is_dir() {
@@ -69,10 +147,11 @@ pub fn read_private_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
         });
     }
     let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(Error::LoosePermissions { mode });
-    }
-    read_limited(file, KEY_FILE_LIMIT)
+    let loose_mode = (meta.is_file() && mode & 0o077 != 0).then_some(mode);
+    Ok(PrivateFile {
+        bytes: read_limited(file, KEY_FILE_LIMIT)?,
+        loose_mode,
+    })
 }
 
 /// Reads at most `limit` bytes; more is [`Error::TooLarge`].
@@ -185,7 +264,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                Error::Io {
+                Error::WriteFailed {
                     kind: io::ErrorKind::NotFound,
                     ..
                 }
@@ -201,14 +280,20 @@ mod tests {
         let p = dir.path().join("k");
         fs::write(&p, b"x").expect("write");
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let loose = read_private_file(&p).expect("read");
+        assert_eq!(&*loose.bytes, b"x");
         assert_eq!(
-            read_private_file(&p).unwrap_err(),
-            Error::LoosePermissions { mode: 0o644 }
+            loose.check_mode(),
+            Err(Error::LoosePermissions { mode: 0o644 })
         );
         fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).expect("chmod");
-        assert_eq!(&*read_private_file(&p).expect("read"), b"x");
+        assert_eq!(read_private_file(&p).expect("read").check_mode(), Ok(()));
         fs::write(&p, vec![b'a'; KEY_FILE_LIMIT + 1]).expect("write");
         assert!(matches!(read_private_file(&p), Err(Error::TooLarge { .. })));
         assert!(read_private_file(dir.path()).is_err());
+        // A device has no mode to check: /dev/null reads as empty.
+        let null = read_private_file(Path::new("/dev/null")).expect("read");
+        assert!(null.bytes.is_empty());
+        assert_eq!(null.check_mode(), Ok(()));
     }
 }

@@ -50,7 +50,14 @@ impl PrivateKey {
         if let Some(kind) = foreign_pem(trimmed) {
             return Err(kind);
         }
-        if !trimmed.starts_with(b"-----BEGIN OPENSSH PRIVATE KEY-----") {
+        if trimmed.starts_with(BEGIN)
+            && (!trimmed.contains(&b'\n') || trimmed[BEGIN.len()..].starts_with(b"\\n"))
+        {
+            // Base64 right after the label on one line, or literal `\n`s: a
+            // key whose line breaks were lost on the way (CI secrets).
+            return Err(Error::KeyFlattened);
+        }
+        if !trimmed.starts_with(BEGIN) {
             if trimmed.starts_with(b"ssh-") || trimmed.starts_with(b"ecdsa-") {
                 return Err(Error::KeyFormat(
                     "this is a public key; a private key is needed".into(),
@@ -60,6 +67,17 @@ impl PrivateKey {
                 "it does not start with -----BEGIN OPENSSH PRIVATE KEY-----".into(),
             ));
         }
+        // Like ssh-keygen, read the first key and ignore what follows its END
+        // line (a second key, a stray comment).
+        let trimmed = match find(trimmed, END) {
+            Some(at) => &trimmed[..at + END.len()],
+            None => {
+                return Err(Error::KeyFormat(format!(
+                    "damaged or truncated: it has no {} line",
+                    String::from_utf8_lossy(END)
+                )))
+            }
+        };
         let openssh = ssh_key::PrivateKey::from_openssh(trimmed).map_err(|e| {
             // ssh-key cannot read some algorithms at all (ECDSA, DSA without
             // their features): name them from the key's public half.
@@ -107,12 +125,12 @@ impl PrivateKey {
     }
 
     /// The key in OpenSSH format, as `ssh-keygen` writes it (LF line endings).
-    pub fn to_openssh(&self) -> Zeroizing<String> {
-        // Encoding a key we parsed or made ourselves cannot fail; fall back to
-        // an empty string rather than panic, and let callers' checks catch it.
+    pub fn to_openssh(&self) -> Result<Zeroizing<String>> {
+        // Cannot fail for a key we parsed or made; if it ever did, callers
+        // must not write an empty "key" over a good one, hence a Result.
         self.openssh
             .to_openssh(LineEnding::LF)
-            .unwrap_or_else(|_| Zeroizing::new(String::new()))
+            .map_err(|_| Error::KeyFormat("the key could not be encoded".into()))
     }
 
     /// The same key with another comment.
@@ -151,6 +169,23 @@ impl PrivateKey {
         self.signing.as_ref()
     }
 
+    /// The `.pub` file's text, as `ssh-keygen` writes it: the public key line,
+    /// the comment (control characters made spaces, so it stays one line),
+    /// and a newline.
+    pub fn public_file_text(&self) -> String {
+        let mut line = self.public_key().to_line();
+        if !self.comment().is_empty() {
+            line.push(' ');
+            line.extend(
+                self.comment()
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c }),
+            );
+        }
+        line.push('\n');
+        line
+    }
+
     /// Whether two keys hold the same secret.
     pub fn same_key(&self, other: &PrivateKey) -> bool {
         // The copies are secrets too: zeroized when compared.
@@ -166,6 +201,13 @@ impl fmt::Debug for PrivateKey {
             .field("public", &self.public_key())
             .finish_non_exhaustive()
     }
+}
+
+const BEGIN: &[u8] = b"-----BEGIN OPENSSH PRIVATE KEY-----";
+const END: &[u8] = b"-----END OPENSSH PRIVATE KEY-----";
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Recognises PEM blocks of other formats so the message can name them.
@@ -282,10 +324,10 @@ impl PublicKey {
             .next()
             .ok_or_else(|| Error::PublicKeyFormat("the line is empty".into()))?;
         if alg != ALGORITHM {
-            return Err(Error::PublicKeyFormat(format!(
-                "the line starts with {:?}, not {ALGORITHM}",
-                truncate(alg, 40)
-            )));
+            return Err(Error::PublicKeyFormat(match shown_algorithm(alg) {
+                Some(name) => format!("the line starts with {name:?}, not {ALGORITHM}"),
+                None => format!("the line does not start with {ALGORITHM}"),
+            }));
         }
         let blob = fields
             .next()
@@ -307,11 +349,11 @@ impl PublicKey {
         let (name, rest) = read_string(blob)
             .ok_or_else(|| Error::PublicKeyFormat("the key blob is truncated".into()))?;
         if name != ALGORITHM.as_bytes() {
-            let shown = String::from_utf8_lossy(name);
-            return Err(Error::PublicKeyFormat(format!(
-                "the key is {:?}, not {ALGORITHM}",
-                truncate(&shown, 40)
-            )));
+            let shown = std::str::from_utf8(name).ok().and_then(shown_algorithm);
+            return Err(Error::PublicKeyFormat(match shown {
+                Some(name) => format!("the key is {name:?}, not {ALGORITHM}"),
+                None => format!("the key is not {ALGORITHM}"),
+            }));
         }
         let (point, rest) = read_string(rest)
             .ok_or_else(|| Error::PublicKeyFormat("the key blob is truncated".into()))?;
@@ -398,6 +440,17 @@ impl fmt::Debug for PublicKey {
     }
 }
 
+/// An algorithm name as messages may show it: only when it looks like one
+/// (`^[a-z][a-z0-9.@-]{0,39}$`), so no other input (a pasted private key
+/// line, a file's content) ever reaches a message or a log.
+pub fn shown_algorithm(name: &str) -> Option<&str> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '@' | '-'));
+    (first_ok && rest_ok && name.len() <= 40).then_some(name)
+}
+
 fn read_string(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     let len = u32::from_be_bytes(buf.get(..4)?.try_into().ok()?) as usize;
     let rest = &buf[4..];
@@ -445,13 +498,14 @@ mod tests {
     #[test]
     fn writes_back_the_same_bytes() {
         let key = PrivateKey::from_openssh(K1.as_bytes()).expect("k1 parses");
-        assert_eq!(key.to_openssh().as_str(), K1);
+        assert_eq!(key.to_openssh().expect("encode").as_str(), K1);
     }
 
     #[test]
     fn generated_key_round_trips() {
         let key = PrivateKey::generate().expect("generate");
-        let again = PrivateKey::from_openssh(key.to_openssh().as_bytes()).expect("reparse");
+        let again = PrivateKey::from_openssh(key.to_openssh().expect("encode").as_bytes())
+            .expect("reparse");
         assert!(key.same_key(&again));
         assert_eq!(key.public_key(), again.public_key());
     }

@@ -9,6 +9,7 @@
 //! - [`account`]: `/api/me`, disconnecting a key, the local sign-out;
 //! - [`local`]: the local Ollama server's address (`OLLAMA_HOST`);
 //! - [`fsutil`]: atomic writes and careful reads of key files;
+//! - [`lines`]: line-by-line input with a bound on each line;
 //! - [`store`]: where the device key and an API key live (file or OS keyring);
 //! - [`authorized_keys`]: who may sign: OpenSSH authorized_keys files;
 //! - [`verify`]: verdicts on tokens and requests, replay cache, batches;
@@ -30,6 +31,7 @@ pub mod fsutil;
 pub mod generate;
 pub mod http;
 pub mod key;
+pub mod lines;
 pub mod local;
 pub mod serve;
 pub mod standin;

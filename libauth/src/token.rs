@@ -182,9 +182,15 @@ impl fmt::Display for Token {
     }
 }
 
+/// Shows the signer only: a token is a credential that ollama.com accepts
+/// while its `ts` is fresh, so it stays out of debug output and logs.
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Token({self})")
+        write!(
+            f,
+            "Token(signed by {}, signature redacted)",
+            self.key.fingerprint()
+        )
     }
 }
 
@@ -274,6 +280,19 @@ mod tests {
         assert_eq!(back, t);
         back.verify(b"POST,/api/me?ts=1").expect("verifies");
         assert_eq!(back.verify(b"POST,/api/me?ts=2"), Err(Error::BadSignature));
+    }
+
+    #[test]
+    fn debug_does_not_show_the_token() {
+        let t = Token::sign(&key(), b"x");
+        let shown = format!("{t:?}");
+        let (_, sig) = t
+            .to_string()
+            .split_once(':')
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .expect("colon");
+        assert!(!shown.contains(&sig[..20]), "{shown}");
+        assert!(shown.contains("SHA256:"), "{shown}");
     }
 
     #[test]

@@ -203,22 +203,62 @@ impl Sandbox {
 }
 
 /// Runs `c`, writing `stdin` to it, and collects the outcome.
-pub fn run_with_stdin(mut c: Command, stdin: &[u8]) -> Out {
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+///
+/// Empty `stdin` means no input at all: `/dev/null`, as a job started
+/// without a pipe has. [`run_with_empty_pipe`] gives a pipe that brings
+/// nothing, which tools treat differently (`false | olm-connect-url`).
+pub fn run_with_stdin(c: Command, stdin: &[u8]) -> Out {
+    run_inner(c, (!stdin.is_empty()).then_some(stdin))
+}
+
+/// Runs `c` with a pipe on stdin that is closed at once.
+pub fn run_with_empty_pipe(c: Command) -> Out {
+    run_inner(c, Some(b""))
+}
+
+fn run_inner(mut c: Command, stdin: Option<&[u8]>) -> Out {
+    c.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = c.spawn().expect("spawn");
-    let mut input = child.stdin.take().expect("stdin");
-    let data = stdin.to_vec();
-    // Write from a thread so a child that does not read cannot deadlock us.
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
+    let writer = stdin.map(|data| {
+        let mut input = child.stdin.take().expect("stdin");
+        let data = data.to_vec();
+        // Write from a thread so a child that does not read cannot deadlock us.
+        std::thread::spawn(move || {
+            let _ = input.write_all(&data);
+        })
     });
     let output = child.wait_with_output().expect("wait");
-    let _ = writer.join();
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
     Out {
         code: output.status.code().unwrap_or(-1),
         stdout: output.stdout,
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+/// [`skipped`] with `format!` arguments.
+#[macro_export]
+macro_rules! skipped {
+    ($($arg:tt)*) => {
+        $crate::skipped(&format!($($arg)*))
+    };
+}
+
+/// Reports a test (or a row of one) that cannot run here because a tool is
+/// missing: loudly, on stderr. Under CI (`CI` set, as `.ci/run` runs), a
+/// skip is a failure: `.ci/run` installs everything, so a missing tool
+/// means the install step broke, and a green run must not hide it.
+#[track_caller]
+pub fn skipped(message: &str) {
+    eprintln!("{message}");
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    assert!(!ci, "{message} (CI must install it: see .ci/run)");
 }

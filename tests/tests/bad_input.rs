@@ -86,7 +86,9 @@ fn have_ssh_keygen(test: &str) -> bool {
         .map(|_| true)
         .unwrap_or(false);
     if !ok {
-        eprintln!("SKIPPED {test}: ssh-keygen is not installed (apt-get install openssh-client)");
+        olm_tests::skipped!(
+            "SKIPPED {test}: ssh-keygen is not installed (apt-get install openssh-client)"
+        );
     }
     ok
 }
@@ -434,7 +436,7 @@ fn bad_values_on_the_command_line() {
     ];
     for (tool, args, needles) in rows {
         if !olm_tests::bin_dir().join(tool).exists() {
-            eprintln!("SKIPPED {tool} {args:?}: not built here");
+            olm_tests::skipped!("SKIPPED {tool} {args:?}: not built here");
             continue;
         }
         let mut all: Vec<&str> = args.to_vec();
@@ -464,7 +466,7 @@ fn bad_values_on_the_command_line() {
         ("olm-store", &["put", "--no-such-flag"][..]),
     ] {
         if !olm_tests::bin_dir().join(tool).exists() {
-            eprintln!("SKIPPED {tool} {args:?}: not built here");
+            olm_tests::skipped!("SKIPPED {tool} {args:?}: not built here");
             continue;
         }
         let out = sb.run(tool, args, b"");
@@ -722,7 +724,7 @@ fn every_tool_with_garbage_and_no_arguments() {
 fn have_tool(name: &str) -> bool {
     let ok = olm_tests::bin_dir().join(name).exists();
     if !ok {
-        eprintln!("SKIPPED rows for {name}: not built here");
+        olm_tests::skipped!("SKIPPED rows for {name}: not built here");
     }
     ok
 }

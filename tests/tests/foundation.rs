@@ -20,7 +20,7 @@ fn have(program: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !found {
-        eprintln!(
+        olm_tests::skipped!(
             "SKIPPED: {program} is not installed (apt-get install openssh-client curl util-linux)"
         );
     }

@@ -16,7 +16,7 @@ const PEAK_LIMIT_KIB: u64 = 128 * 1024;
 fn have_gnu_time(test: &str) -> bool {
     let ok = Path::new("/usr/bin/time").exists();
     if !ok {
-        eprintln!("SKIPPED {test}: /usr/bin/time is missing (apt-get install time)");
+        olm_tests::skipped!("SKIPPED {test}: /usr/bin/time is missing (apt-get install time)");
     }
     ok
 }
@@ -70,7 +70,7 @@ fn a_gigabyte_on_stdin_stays_bounded() {
         // One 1 GiB line is a `bad` verdict (skipped, not held) and exit 1.
         cases.push(("olm-verify --lines".to_string(), 1, "did not verify"));
     } else {
-        eprintln!("SKIPPED olm-verify rows: not built here");
+        olm_tests::skipped!("SKIPPED olm-verify rows: not built here");
     }
     if tool_exists("olm-store") {
         cases.push(("olm-store put".to_string(), 2, "limit of 65536 bytes"));
@@ -193,7 +193,7 @@ fn a_closed_stdout_ends_every_tool_quietly() {
     ];
     for (tool, args, stdin) in rows {
         if !olm_tests::bin_dir().join(tool).exists() {
-            eprintln!("SKIPPED {tool} {args:?}: not built here");
+            olm_tests::skipped!("SKIPPED {tool} {args:?}: not built here");
             continue;
         }
         let (code, stderr) = run_into_closed_pipe(&sb, tool, &args, stdin);
@@ -278,7 +278,7 @@ fn a_closed_stderr_does_not_turn_a_note_into_a_crash() {
     ];
     for (tool, args, stdin, want) in rows {
         if !olm_tests::bin_dir().join(tool).exists() {
-            eprintln!("SKIPPED {tool} {args:?}: not built here");
+            olm_tests::skipped!("SKIPPED {tool} {args:?}: not built here");
             continue;
         }
         let (code, _stdout) = run_with_closed_stderr(&sb, tool, &args, stdin);

@@ -183,14 +183,14 @@ http {{
 #[test]
 fn nginx_auth_request_in_front_of_an_upstream() {
     let Some(nginx) = find_nginx() else {
-        eprintln!(
+        olm_tests::skipped!(
             "SKIPPED nginx_auth_request_in_front_of_an_upstream: nginx is not installed \
              (apt-get install nginx-light; .ci/run does)"
         );
         return;
     };
     if Command::new("curl").arg("--version").output().is_err() {
-        eprintln!(
+        olm_tests::skipped!(
             "SKIPPED nginx_auth_request_in_front_of_an_upstream: curl is not installed \
              (apt-get install curl; .ci/run does)"
         );

@@ -264,7 +264,14 @@ fn whoami_on_401_prints_the_signin_url() {
     out.assert_code(1);
     let expected = sb.run(
         "olm-connect-url",
-        ["--base", &server.url() as &str, "--name", "n"],
+        [
+            "--base",
+            &server.url() as &str,
+            "--name",
+            "n",
+            "--backend",
+            "file",
+        ],
         b"",
     );
     let expected = expected.text();

@@ -48,7 +48,11 @@ fn connect_whoami_revoke_whoami() {
     assert!(signin.starts_with(&format!("{base}/connect?")), "{signin}");
 
     // Connect, as a browser signed in to ollama.com would.
-    let url = sb.run("olm-connect-url", ["--base", base, "--name", "ci box"], b"");
+    let url = sb.run(
+        "olm-connect-url",
+        ["--base", base, "--name", "ci box", "--backend", "file"],
+        b"",
+    );
     url.assert_code(0);
     let url = url.text();
     let path = url.trim().strip_prefix(base).expect("URL on the base");

@@ -68,7 +68,7 @@ fn keygen_put_connect_in_one_line() {
     assert_eq!(mode(&sb.ollama_key()), 0o600);
     assert_eq!(mode(&pub_path(&sb)), 0o644);
     // The tools now use the stored key by default.
-    let out = sb.run("olm-connect-url", ["--name", "box"], b"");
+    let out = sb.sh("olm-connect-url --name box </dev/null");
     out.assert_code(0);
     assert_eq!(out.text(), url);
 }
@@ -434,7 +434,13 @@ fn api_keys_put_get_and_bearer_headers() {
 fn concurrent_processes_leave_a_matching_pub() {
     let sb = Sandbox::new();
     let keys: Vec<String> = (0..12)
-        .map(|_| PrivateKey::generate().unwrap().to_openssh().to_string())
+        .map(|_| {
+            PrivateKey::generate()
+                .unwrap()
+                .to_openssh()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     for _round in 0..3 {
         let children: Vec<_> = keys
@@ -478,7 +484,13 @@ fn concurrent_processes_leave_a_matching_pub() {
 fn killed_writers_never_leave_a_partial_key() {
     let sb = Sandbox::new();
     let keys: Vec<String> = (0..6)
-        .map(|_| PrivateKey::generate().unwrap().to_openssh().to_string())
+        .map(|_| {
+            PrivateKey::generate()
+                .unwrap()
+                .to_openssh()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     put_text(&sb, &keys[0]);
     for i in 0..30u64 {
@@ -529,7 +541,7 @@ fn put_text(sb: &Sandbox, key: &str) {
 #[test]
 fn secrets_never_go_to_or_come_from_a_terminal() {
     if !have("script") {
-        eprintln!("SKIPPED: secrets_never_go_to_or_come_from_a_terminal: script (util-linux) not installed");
+        olm_tests::skipped!("SKIPPED: secrets_never_go_to_or_come_from_a_terminal: script (util-linux) not installed");
         return;
     }
     let sb = Sandbox::new();
@@ -628,7 +640,7 @@ fn remove_everywhere_without_secret_service() {
 #[test]
 fn keyring_round_trip_through_a_real_secret_service() {
     if !(have("gnome-keyring-daemon") && have("dbus-run-session")) {
-        eprintln!(
+        olm_tests::skipped!(
             "SKIPPED: keyring tests: gnome-keyring-daemon not installed (apt-get install gnome-keyring dbus libsecret-tools)"
         );
         return;
@@ -763,7 +775,7 @@ fn remove_everywhere_in_a_keyring_session() {
 #[test]
 fn file_backend_opens_no_socket() {
     if !have("strace") {
-        eprintln!("SKIPPED: file_backend_opens_no_socket: strace not installed");
+        olm_tests::skipped!("SKIPPED: file_backend_opens_no_socket: strace not installed");
         return;
     }
     let sb = Sandbox::new();
@@ -879,7 +891,9 @@ fn status_and_get_agree_on_a_loose_key() {
 fn links_to_another_owners_file_are_not_followed() {
     let sb = Sandbox::new();
     if fs::metadata(sb.home()).unwrap().uid() != 0 {
-        eprintln!("SKIPPED links_to_another_owners_file_are_not_followed: needs root (chown)");
+        olm_tests::skipped!(
+            "SKIPPED links_to_another_owners_file_are_not_followed: needs root (chown)"
+        );
         return;
     }
     put(&sb, "k1");

@@ -897,7 +897,7 @@ fn stand_in_without_a_file_keeps_keys_in_memory() {
 #[test]
 fn stand_in_works_with_olm_sign_and_curl() {
     if which("curl").is_none() {
-        eprintln!("SKIPPED stand_in_works_with_olm_sign_and_curl: curl is not installed");
+        olm_tests::skipped!("SKIPPED stand_in_works_with_olm_sign_and_curl: curl is not installed");
         return;
     }
     let sandbox = Sandbox::new();
@@ -1149,7 +1149,7 @@ fn a_missing_or_open_authorized_keys_file_says_how_to_fix_it() {
 #[test]
 fn stdin_on_a_terminal_is_refused_not_awaited() {
     if which("script").is_none() || which("timeout").is_none() {
-        eprintln!("SKIPPED stdin_on_a_terminal_is_refused_not_awaited: script or timeout is not installed");
+        olm_tests::skipped!("SKIPPED stdin_on_a_terminal_is_refused_not_awaited: script or timeout is not installed");
         return;
     }
     let sandbox = Sandbox::new();

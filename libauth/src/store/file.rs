@@ -31,9 +31,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::{
-    pub_file_text, without_location, ApiKey, Backend, Problem, PutOutcome, Removal, Status,
-};
+use super::{without_location, ApiKey, Backend, Problem, PutOutcome, Removal, Status};
 use crate::cli::quote as quoted;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Replace, KEY_FILE_LIMIT};
@@ -366,7 +364,13 @@ impl FileStore {
 
     fn write_pub(&self, key: &PrivateKey, write: &Writer) -> Result<()> {
         let path = self.pub_path();
-        write(&path, pub_file_text(key).as_bytes(), 0o644, Replace::Allow).map_err(|e| Error::At {
+        write(
+            &path,
+            key.public_file_text().as_bytes(),
+            0o644,
+            Replace::Allow,
+        )
+        .map_err(|e| Error::At {
             location: format!(
                 "{} (the private key is stored; its .pub is not)",
                 quoted(&path)
@@ -436,8 +440,9 @@ impl FileStore {
         };
         // The old .pub goes first: a crash from here on leaves the old key
         // without a .pub, or the new key without one, never a mismatch.
+        let text = key.to_openssh()?;
         self.remove_stale_pub(&key.public_key())?;
-        if let Err(e) = write(&path, key.to_openssh().as_bytes(), 0o600, replace) {
+        if let Err(e) = write(&path, text.as_bytes(), 0o600, replace) {
             // The old key is still in place (a full or read-only disk): give
             // it its .pub back, best effort (the space it held is free).
             if let Some(old) = &old {
@@ -749,7 +754,7 @@ mod tests {
         assert_eq!(mode(&s.pub_path()), 0o644);
         assert_eq!(fs::read_to_string(s.key_path()).expect("key"), K1);
         let pub_text = fs::read_to_string(s.pub_path()).expect("pub");
-        assert_eq!(pub_text, pub_file_text(&k));
+        assert_eq!(pub_text, k.public_file_text());
         assert!(s.get_key().expect("get").expect("some").same_key(&k));
         // Same key again: nothing changes, not even the inode.
         let ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(s.key_path()).unwrap());
@@ -788,7 +793,7 @@ mod tests {
         assert_eq!(fs::read_to_string(s.key_path()).unwrap(), K2);
         assert_eq!(
             fs::read_to_string(s.pub_path()).unwrap(),
-            pub_file_text(&key(K2))
+            key(K2).public_file_text()
         );
     }
 
@@ -809,13 +814,13 @@ mod tests {
     fn put_repairs_same_key_with_bad_pub_or_mode() {
         let (_tmp, s) = store();
         s.put_key(&key(K1), false).unwrap();
-        fs::write(s.pub_path(), pub_file_text(&key(K2))).unwrap();
+        fs::write(s.pub_path(), key(K2).public_file_text()).unwrap();
         fs::set_permissions(s.key_path(), fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(s.put_key(&key(K1), false), Ok(PutOutcome::Stored));
         assert_eq!(mode(&s.key_path()), 0o600);
         assert_eq!(
             fs::read_to_string(s.pub_path()).unwrap(),
-            pub_file_text(&key(K1))
+            key(K1).public_file_text()
         );
         assert!(s.status().unwrap().is_healthy());
     }
@@ -878,7 +883,7 @@ mod tests {
         assert_eq!(s.put_key(&key(K2), false), Ok(PutOutcome::Stored));
         assert_eq!(
             fs::read_to_string(s.pub_path()).unwrap(),
-            pub_file_text(&key(K2))
+            key(K2).public_file_text()
         );
         // A first key beside a stray .pub of another key: the same.
         fs::remove_file(s.key_path()).unwrap();
@@ -1115,7 +1120,7 @@ mod tests {
         assert!(!st.key_present && !st.is_healthy());
         s.put_key(&key(K1), false).unwrap();
         assert!(s.status().unwrap().is_healthy());
-        fs::write(s.pub_path(), pub_file_text(&key(K2))).unwrap();
+        fs::write(s.pub_path(), key(K2).public_file_text()).unwrap();
         let st = s.status().unwrap();
         assert!(st.problems[0].location.ends_with(".pub"));
         assert!(st.problems[0].what.contains("another key"));
@@ -1218,7 +1223,13 @@ mod tests {
         let (_tmp, s) = store();
         let s = Arc::new(s);
         let keys: Vec<String> = (0..8)
-            .map(|_| PrivateKey::generate().unwrap().to_openssh().to_string())
+            .map(|_| {
+                PrivateKey::generate()
+                    .unwrap()
+                    .to_openssh()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         let keys = Arc::new(keys);
         let threads: Vec<_> = (0..8)
@@ -1244,7 +1255,7 @@ mod tests {
         let stored = s.get_key().unwrap().unwrap();
         assert_eq!(
             fs::read_to_string(s.pub_path()).unwrap(),
-            pub_file_text(&stored)
+            stored.public_file_text()
         );
     }
 }

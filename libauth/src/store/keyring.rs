@@ -225,7 +225,7 @@ impl KeyringStore {
                 _ => {}
             }
         }
-        self.write(KEY_USER, &key.to_openssh())?;
+        self.write(KEY_USER, &key.to_openssh()?)?;
         Ok(PutOutcome::Stored)
     }
 

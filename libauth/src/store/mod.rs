@@ -399,23 +399,6 @@ pub fn ollama_dir() -> Result<PathBuf> {
         .ok_or(Error::NoHome)
 }
 
-/// The public key line as a `.pub` file holds it: the line, the comment
-/// when there is one, a newline.
-pub(crate) fn pub_file_text(key: &PrivateKey) -> String {
-    let mut line = key.public_key().to_line();
-    if !key.comment().is_empty() {
-        line.push(' ');
-        // One line, whatever the comment holds.
-        line.extend(
-            key.comment()
-                .chars()
-                .map(|c| if c.is_control() { ' ' } else { c }),
-        );
-    }
-    line.push('\n');
-    line
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,11 +427,11 @@ mod tests {
     #[test]
     fn pub_file_is_one_line() {
         let k = PrivateKey::from_seed(&[1u8; 32], "a\nb").expect("seed");
-        let text = pub_file_text(&k);
+        let text = k.public_file_text();
         assert_eq!(text, format!("{} a b\n", k.public_key().to_line()));
         let plain = PrivateKey::from_seed(&[1u8; 32], "").expect("seed");
         assert_eq!(
-            pub_file_text(&plain),
+            plain.public_file_text(),
             format!("{}\n", k.public_key().to_line())
         );
     }

@@ -5,7 +5,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use clap::Parser;
 use libauth::cli::{self, CliError, KeyArgs};
-use libauth::{connect_url, BaseUrl, ConnectForm, PrivateKey, PublicKey};
+use libauth::{connect_url, ConnectForm, PrivateKey, PublicKey};
 
 const TOOL: &str = "olm-connect-url";
 
@@ -49,8 +49,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Cli) -> anyhow::Result<()> {
-    let base = BaseUrl::from_flag_or_env(args.base.as_deref())
-        .map_err(|e| CliError::about("--base", e))?;
+    let base = cli::base_url(args.base.as_deref())?;
     let key = public_key(&args.key)?;
     let name = match args.name {
         Some(n) if n.is_empty() => return Err(CliError::bad_input("--name is empty").into()),
@@ -73,23 +72,42 @@ fn run(args: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The key from -k/--key-env, else from stdin when piped, else the default.
+/// The key from -k/--key-env, else from stdin when something is piped in,
+/// else the stored key. A pipe that brings nothing is an error, not a
+/// reason to fall back: `ssh box cat key.pub | olm-connect-url` must never
+/// print this machine's URL when ssh failed.
 fn public_key(args: &KeyArgs) -> anyhow::Result<PublicKey> {
-    if args.is_explicit() || cli::stdin_is_terminal() {
+    if args.is_explicit() || !cli::stdin_is_piped() {
         return Ok(cli::load_key(args)?.public_key());
     }
     let text = cli::read_stdin_text(libauth::fsutil::KEY_FILE_LIMIT)?;
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        // Nothing piped in (e.g. stdin is /dev/null in CI): use the default.
-        return Ok(cli::load_key(args)?.public_key());
+        return Err(CliError::bad_input(
+            "stdin is empty: expected a public key line or a private key",
+        )
+        .hint("pipe a key in (`olm-keygen -y -k KEY | olm-connect-url`), or run with no stdin for the stored key")
+        .into());
     }
     if trimmed.starts_with("-----BEGIN") {
         let key = PrivateKey::from_openssh(trimmed.as_bytes())
             .map_err(|e| CliError::about("stdin", e))?;
         return Ok(key.public_key());
     }
-    let line = trimmed.lines().next().unwrap_or_default();
+    let lines: Vec<&str> = trimmed
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    if lines.len() > 1 {
+        return Err(CliError::bad_input(format!(
+            "stdin holds {} lines; give one public key line",
+            lines.len()
+        ))
+        .hint("e.g. `olm-connect-url < ~/.ollama/id_ed25519.pub`")
+        .into());
+    }
+    let line = lines.first().copied().unwrap_or_default();
     PublicKey::from_line(line).map_err(|e| CliError::about("stdin", e).into())
 }
 

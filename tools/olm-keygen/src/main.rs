@@ -4,10 +4,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Parser;
 use libauth::cli::{self, CliError, KeyArgs};
 use libauth::fsutil::{self, Replace};
+use libauth::store::{self, Backend, Store};
 use libauth::{Error, PrivateKey};
 
 const TOOL: &str = "olm-keygen";
@@ -27,7 +27,8 @@ Examples:
   olm-keygen -y -k ~/.ollama/id_ed25519   # print a key's public line
   olm-keygen -y -k key | olm-connect-url --name box")]
 struct Cli {
-    /// Write the key to FILE (mode 0600, atomically) and FILE.pub (0644).
+    /// Write the key to FILE (mode 0600, atomically) and FILE.pub (0644);
+    /// `-` is stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
     /// Replace an existing FILE.
@@ -53,6 +54,10 @@ fn run(args: Cli) -> anyhow::Result<()> {
         let key = if args.key.is_explicit() {
             cli::load_key(&args.key)?
         } else {
+            cli::refuse_terminal_stdin(
+                "a private key",
+                "`olm-keygen -y < KEYFILE`, or name the key with -k FILE",
+            )?;
             let bytes = cli::read_stdin(fsutil::KEY_FILE_LIMIT)?;
             PrivateKey::from_openssh(&bytes).map_err(|e| CliError::about("stdin", e))?
         };
@@ -73,14 +78,14 @@ fn run(args: Cli) -> anyhow::Result<()> {
         key.with_comment(&args.comment)
     };
     match &args.output {
-        Some(path) => write_files(path, &key, args.force),
-        None => {
+        Some(path) if path.as_os_str() != "-" => write_files(path, &key, args.force),
+        _ => {
             cli::refuse_secret_to_terminal(
                 "a private key",
                 "redirect it: `olm-keygen > FILE`, `olm-keygen -o FILE`, or `olm-keygen | olm-store put`",
             )?;
             let mut out = std::io::stdout().lock();
-            out.write_all(key.to_openssh().as_bytes())?;
+            out.write_all(key.to_openssh()?.as_bytes())?;
             out.flush()?;
             Ok(())
         }
@@ -88,33 +93,58 @@ fn run(args: Cli) -> anyhow::Result<()> {
 }
 
 fn write_files(path: &Path, key: &PrivateKey, force: bool) -> anyhow::Result<()> {
-    let shown = cli::quote(path);
-    let replace = if force {
-        Replace::Allow
+    // Where Ollama keeps its key, the store writes it: it makes ~/.ollama
+    // (0700) when missing and takes the lock other writers take.
+    if is_the_ollama_key(path) {
+        let store = Store::open(Backend::File).map_err(cli::store_error)?;
+        store.put_key(key, force).map_err(|e| match e {
+            Error::Occupied { .. } => CliError::bad_input(format!(
+                "{} already exists; not replacing a key",
+                cli::quote(path)
+            ))
+            .hint("pick another file, or add --force to replace it (keep a copy first)"),
+            other => cli::store_error(other),
+        })?;
     } else {
-        Replace::Never
-    };
-    fsutil::write_atomic(path, key.to_openssh().as_bytes(), 0o600, replace).map_err(
-        |e| match e {
+        let shown = cli::quote(path);
+        let replace = if force {
+            Replace::Allow
+        } else {
+            Replace::Never
+        };
+        fsutil::write_key_pair(path, key, replace).map_err(|e| match e {
             Error::Exists => {
                 CliError::bad_input(format!("{shown} already exists; not replacing a key"))
                     .hint("pick another file, or add --force to replace it")
             }
-            other => CliError::about(&shown, other),
-        },
-    )?;
-    let mut pub_path = path.as_os_str().to_owned();
-    pub_path.push(".pub");
-    let pub_path = PathBuf::from(pub_path);
-    let mut line = key.public_key().to_line();
-    if !key.comment().is_empty() {
-        line.push(' ');
-        line.push_str(key.comment());
+            Error::At { location, error } if *error == Error::Exists => {
+                CliError::bad_input(format!("{location} already exists; not replacing it"))
+                    .hint("remove it, pick another file, or add --force")
+            }
+            other => {
+                let missing_folder = matches!(
+                    &other,
+                    Error::Io {
+                        kind: std::io::ErrorKind::NotFound,
+                        ..
+                    }
+                );
+                let err = CliError::about(&shown, other);
+                if missing_folder {
+                    err.hint("create the folder first (`mkdir -p`), or pick another file")
+                } else {
+                    err
+                }
+            }
+        })?;
     }
-    line.push('\n');
-    fsutil::write_atomic(&pub_path, line.as_bytes(), 0o644, Replace::Allow)
-        .map_err(|e| CliError::about(cli::quote(&pub_path), e))
-        .context("the private key was written, its .pub was not")?;
     cli::print_line(&key.public_key().to_line())?;
     Ok(())
+}
+
+/// Whether `path` is `$HOME/.ollama/id_ed25519`.
+fn is_the_ollama_key(path: &Path) -> bool {
+    store::ollama_dir()
+        .map(|dir| path == dir.join(store::KEY_FILE))
+        .unwrap_or(false)
 }

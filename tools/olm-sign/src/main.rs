@@ -1,14 +1,16 @@
 //! olm-sign: sign a challenge or an API request with the device key.
 
-use std::io::{self, BufRead, BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, ValueEnum};
 use libauth::base::{split_absolute, BaseUrl};
 use libauth::cli::{self, CliError, KeyArgs};
+use libauth::client::unix_now;
+use libauth::lines::{self, Line};
 use libauth::{ApiKey, ApiRequest, Challenge, PrivateKey, RegistryChallenge, Signer, Token};
 use serde_json::json;
+use zeroize::Zeroizing;
 
 const TOOL: &str = "olm-sign";
 
@@ -40,8 +42,8 @@ struct Cli {
     /// Build the API challenge for METHOD and URI (a path, or an absolute URL).
     #[arg(short = 'X', long = "request", num_args = 2, value_names = ["METHOD", "URI"], conflicts_with_all = ["lines", "registry"])]
     request: Option<Vec<String>>,
-    /// The ts to sign, in Unix seconds (default: now).
-    #[arg(long, value_name = "SECONDS", requires = "request")]
+    /// The ts to sign, in Unix seconds (default: now); with -X or --registry.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(..=i64::MAX as u64))]
     ts: Option<u64>,
     /// What to print [default: token; header with --api-key].
     #[arg(long, value_enum)]
@@ -93,6 +95,13 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Cli) -> anyhow::Result<()> {
+    if args.ts.is_some() && args.request.is_none() && args.registry.is_none() {
+        return Err(
+            CliError::bad_input("--ts goes with -X METHOD URI or --registry")
+                .hint("stdin is signed as it is: put the ts in the bytes you pipe in")
+                .into(),
+        );
+    }
     if args.api_key {
         return api_key_header(&args);
     }
@@ -102,19 +111,77 @@ fn run(args: Cli) -> anyhow::Result<()> {
                 .hint("use --format token or --format header")
                 .into());
         }
+        cli::refuse_terminal_stdin(
+            "the challenges, one per line,",
+            "olm-sign --lines < challenges.txt",
+        )?;
         let key = cli::load_key(&args.key)?;
         return sign_lines(&key, args.format() == Format::Header, args.bearer);
     }
-    if let Some(request) = &args.request {
-        let [method, uri] = request.as_slice() else {
-            return Err(CliError::bad_input("-X takes METHOD and URI").into());
-        };
-        return sign_request(&args, method, uri);
+    if let Some((method, uri)) = args.method_and_uri()? {
+        return sign_request(&args, &method, uri);
     }
     if let Some(header) = &args.registry {
         return sign_registry(&args, header);
     }
     sign_stdin(&args)
+}
+
+impl Cli {
+    /// `-X METHOD URI`, checked for the order a hurried user may swap.
+    fn method_and_uri(&self) -> anyhow::Result<Option<(String, &str)>> {
+        let Some(request) = &self.request else {
+            return Ok(None);
+        };
+        let [method, uri] = request.as_slice() else {
+            return Err(CliError::bad_input("-X takes METHOD and URI").into());
+        };
+        if method.starts_with('/') || method.contains("://") {
+            return Err(CliError::bad_input(format!(
+                "-X takes METHOD then URI; {:?} looks like the URI",
+                shorten(method)
+            ))
+            .hint(format!(
+                "-X {} {}",
+                uri.to_ascii_uppercase(),
+                shorten(method)
+            ))
+            .into());
+        }
+        Ok(Some((method.to_ascii_uppercase(), uri)))
+    }
+
+    /// Where a request goes: its base (from an absolute URI, else `--base`,
+    /// `OLLAMA_CLOUD_BASE_URL`, ollama.com) and its request-URI. The base is
+    /// only worked out when the output needs a URL.
+    fn target(&self, uri: &str, need_base: bool) -> anyhow::Result<(Option<BaseUrl>, String)> {
+        if uri.contains("://") {
+            if self.base.is_some() {
+                return Err(CliError::bad_input(
+                    "give the base either in the URL or with --base, not both",
+                )
+                .into());
+            }
+            let (base, uri) = split_absolute(uri).map_err(|e| CliError::about("the URL", e))?;
+            return Ok((Some(base), uri));
+        }
+        // A --base given is checked even when unused: it is the user's word.
+        let base = if need_base || self.base.is_some() {
+            Some(cli::base_url(self.base.as_deref())?)
+        } else {
+            None
+        };
+        Ok((base, uri.to_string()))
+    }
+
+    /// Whether the output holds a URL.
+    fn needs_url(&self) -> bool {
+        matches!(self.format(), Format::Curl | Format::Json)
+    }
+}
+
+fn shorten(s: &str) -> String {
+    s.chars().take(60).collect()
 }
 
 /// `--api-key`: the Bearer header for an API key, in header, curl or json
@@ -128,11 +195,15 @@ fn api_key_header(args: &Cli) -> anyhow::Result<()> {
                 .into(),
         );
     }
-    let request = match &args.request {
-        Some(r) => match r.as_slice() {
-            [method, uri] => Some(api_key_request(args, method, uri)?),
-            _ => return Err(CliError::bad_input("-X takes METHOD and URI").into()),
-        },
+    let request = match args.method_and_uri()? {
+        Some((method, uri)) => {
+            let (base, uri) = args.target(uri, true)?;
+            // Checked as a signed request would be; the URI is sent unchanged.
+            ApiRequest::new(&method, &uri, 0)
+                .map_err(|e| CliError::about(format!("{method} {}", shorten(&uri)), e))?;
+            let url = base.map(|b| b.join(&uri)).unwrap_or_default();
+            Some((method, uri, url))
+        }
         None if format == Format::Header => None,
         None => {
             return Err(CliError::bad_input(format!(
@@ -153,15 +224,10 @@ fn api_key_header(args: &Cli) -> anyhow::Result<()> {
         "use it in a pipeline: `curl -H \"$(olm-sign --api-key)\" URL`, or `olm-sign --api-key -X GET /api/tags --format curl | curl -K -`",
     )?;
     let auth = key.authorization();
-    let header = zeroize::Zeroizing::new(format!("Authorization: {}", auth.as_str()));
+    let header = Zeroizing::new(format!("Authorization: {}", auth.as_str()));
     let out = match (format, request) {
-        (Format::Curl, Some((method, _, url))) => zeroize::Zeroizing::new(format!(
-            "url = {}\nrequest = {}\nheader = {}",
-            curl_quote(&url),
-            curl_quote(&method),
-            curl_quote(&header)
-        )),
-        (Format::Json, Some((method, uri, url))) => zeroize::Zeroizing::new(
+        (Format::Curl, Some((method, _, url))) => cli::curl_config(&url, &method, &header),
+        (Format::Json, Some((method, uri, url))) => Zeroizing::new(
             json!({
                 "method": method,
                 "request_uri": uri,
@@ -176,36 +242,10 @@ fn api_key_header(args: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Method, request-URI (as given) and URL of an `--api-key` request.
-fn api_key_request(
-    args: &Cli,
-    method: &str,
-    uri: &str,
-) -> anyhow::Result<(String, String, String)> {
-    let (base, uri) = if uri.contains("://") {
-        if args.base.is_some() {
-            return Err(CliError::bad_input(
-                "give the base either in the URL or with --base, not both",
-            )
-            .into());
-        }
-        split_absolute(uri).map_err(|e| CliError::about("the URL", e))?
-    } else {
-        let base = BaseUrl::from_flag_or_env(args.base.as_deref())
-            .map_err(|e| CliError::about("--base", e))?;
-        (base, uri.to_string())
-    };
-    let method = method.to_ascii_uppercase();
-    // Checked as a signed request would be; the URI itself is sent unchanged.
-    ApiRequest::new(&method, &uri, 0).map_err(|e| CliError::about(format!("{method} {uri}"), e))?;
-    let url = base.join(&uri);
-    Ok((method, uri, url))
-}
-
 /// The API key from OLLAMA_API_KEY, else from the store.
 fn load_api_key(args: &Cli) -> anyhow::Result<ApiKey> {
     if let Some(value) = std::env::var_os("OLLAMA_API_KEY").filter(|v| !v.is_empty()) {
-        let text = zeroize::Zeroizing::new(
+        let text = Zeroizing::new(
             value
                 .to_str()
                 .map(str::to_string)
@@ -227,13 +267,6 @@ fn load_api_key(args: &Cli) -> anyhow::Result<ApiKey> {
     }
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 fn authorization(token: &Token, bearer: bool) -> String {
     if bearer {
         format!("Bearer {token}")
@@ -248,6 +281,10 @@ fn sign_stdin(args: &Cli) -> anyhow::Result<()> {
             .hint("use -X METHOD URI, e.g. olm-sign -X POST /api/me --format curl")
             .into());
     }
+    cli::refuse_terminal_stdin(
+        "the bytes to sign",
+        "printf 'POST,/api/me?ts=1700000000' | olm-sign, or build the challenge with -X METHOD URI",
+    )?;
     let key = cli::load_key(&args.key)?;
     let input = cli::read_stdin(INPUT_LIMIT)?;
     if input.last() == Some(&b'\n') {
@@ -259,7 +296,6 @@ fn sign_stdin(args: &Cli) -> anyhow::Result<()> {
     let token = Token::sign(&key, &input);
     let auth = authorization(&token, args.bearer);
     let out = match args.format() {
-        Format::Token => token.to_string(),
         Format::Header => format!("Authorization: {auth}"),
         Format::Json => json!({
             "challenge": String::from_utf8_lossy(&input),
@@ -267,41 +303,29 @@ fn sign_stdin(args: &Cli) -> anyhow::Result<()> {
             "authorization": auth,
         })
         .to_string(),
-        Format::Curl => unreachable!("--format curl is refused before stdin is read"),
+        Format::Token | Format::Curl => token.to_string(),
     };
     cli::print_line(&out)?;
     Ok(())
 }
 
 fn sign_request(args: &Cli, method: &str, uri: &str) -> anyhow::Result<()> {
-    let (base, uri) = if uri.contains("://") {
-        if args.base.is_some() {
-            return Err(CliError::bad_input(
-                "give the base either in the URL or with --base, not both",
-            )
-            .into());
-        }
-        split_absolute(uri).map_err(|e| CliError::about("the URL", e))?
-    } else {
-        let base = BaseUrl::from_flag_or_env(args.base.as_deref())
-            .map_err(|e| CliError::about("--base", e))?;
-        (base, uri.to_string())
-    };
-    let method = method.to_ascii_uppercase();
-    let ts = args.ts.unwrap_or_else(now);
-    let request = ApiRequest::new(&method, &uri, ts)
-        .map_err(|e| CliError::about(format!("{method} {uri}"), e))?;
+    let (base, uri) = args.target(uri, args.needs_url())?;
+    let ts = args.ts.unwrap_or_else(unix_now);
+    let request = ApiRequest::new(method, &uri, ts)
+        .map_err(|e| CliError::about(format!("{method} {}", shorten(&uri)), e))?;
     let key = cli::load_key(&args.key)?;
     let challenge = request.challenge();
     let token = Token::sign(&key, challenge.as_bytes());
-    let url = base.join(&request.request_uri());
-    print_signed(
-        args,
-        &token,
-        request.method(),
-        &url,
-        Some((&request, &challenge)),
-    )
+    let url = base
+        .map(|b| b.join(&request.request_uri()))
+        .unwrap_or_default();
+    let details = json!({
+        "request_uri": request.request_uri(),
+        "ts": request.ts(),
+        "challenge": String::from_utf8_lossy(challenge.as_bytes()),
+    });
+    print_signed(args, &token, request.method(), &url, details)
 }
 
 fn sign_registry(args: &Cli, header: &str) -> anyhow::Result<()> {
@@ -310,35 +334,38 @@ fn sign_registry(args: &Cli, header: &str) -> anyhow::Result<()> {
     let key = cli::load_key(&args.key)?;
     let mut nonce = [0u8; 16];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
+    let ts = args.ts.unwrap_or_else(unix_now);
     let url = challenge
-        .url(now(), &nonce)
+        .url(ts, &nonce)
         .map_err(|e| CliError::about("--registry", e))?;
-    let signed = RegistryChallenge::challenge_for(&url);
+    let signed: Challenge = RegistryChallenge::challenge_for(&url);
     let token = Token::sign(&key, signed.as_bytes());
     if args.format() == Format::Token || args.format() == Format::Header {
         cli::print_line(&url)?;
     }
-    print_signed(args, &token, "GET", &url, None)?;
-    Ok(())
+    let details = json!({
+        "ts": ts,
+        "challenge": String::from_utf8_lossy(signed.as_bytes()),
+    });
+    print_signed(args, &token, "GET", &url, details)
 }
 
+/// Prints a signed request in the chosen format; `details` are the json
+/// fields beyond method, url, token and authorization.
 fn print_signed(
     args: &Cli,
     token: &Token,
     method: &str,
     url: &str,
-    request: Option<(&ApiRequest, &Challenge)>,
+    details: serde_json::Value,
 ) -> anyhow::Result<()> {
     let auth = authorization(token, args.bearer);
     let out = match args.format() {
         Format::Token => token.to_string(),
         Format::Header => format!("Authorization: {auth}"),
-        Format::Curl => format!(
-            "url = {}\nrequest = {}\nheader = {}",
-            curl_quote(url),
-            curl_quote(method),
-            curl_quote(&format!("Authorization: {auth}"))
-        ),
+        Format::Curl => {
+            cli::curl_config(url, method, &format!("Authorization: {auth}")).to_string()
+        }
         Format::Json => {
             let mut obj = json!({
                 "method": method,
@@ -346,31 +373,14 @@ fn print_signed(
                 "token": token.to_string(),
                 "authorization": auth,
             });
-            if let Some((req, challenge)) = request {
-                obj["request_uri"] = json!(req.request_uri());
-                obj["ts"] = json!(req.ts());
-                obj["challenge"] = json!(String::from_utf8_lossy(challenge.as_bytes()));
+            if let (Some(obj), serde_json::Value::Object(more)) = (obj.as_object_mut(), details) {
+                obj.extend(more);
             }
             obj.to_string()
         }
     };
     cli::print_line(&out)?;
     Ok(())
-}
-
-/// Quotes a value for a curl config file.
-fn curl_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Signs each stdin line; one token (or header) per output line.
@@ -383,12 +393,16 @@ fn sign_lines(key: &PrivateKey, header: bool, bearer: bool) -> anyhow::Result<()
     let mut buf = Vec::with_capacity(256);
     let mut number = 0u64;
     loop {
-        line.clear();
         number += 1;
-        if !read_line_limited(&mut reader, &mut line, INPUT_LIMIT)
-            .map_err(|e| CliError::bad_input(format!("stdin line {number}: {e}")))?
-        {
-            break;
+        match lines::read_line(&mut reader, &mut line, INPUT_LIMIT)? {
+            Line::End => break,
+            Line::TooLong => {
+                return Err(CliError::bad_input(format!(
+                    "stdin line {number}: the line is longer than the limit of {INPUT_LIMIT} bytes"
+                ))
+                .into())
+            }
+            Line::Read => {}
         }
         buf.clear();
         if header {
@@ -403,46 +417,4 @@ fn sign_lines(key: &PrivateKey, header: bool, bearer: bool) -> anyhow::Result<()
     }
     out.flush()?;
     Ok(())
-}
-
-/// Reads one line without its `\n` into `line`; false at end of input.
-/// A line longer than `limit` is an error, so memory stays bounded.
-fn read_line_limited(
-    reader: &mut impl BufRead,
-    line: &mut Vec<u8>,
-    limit: usize,
-) -> io::Result<bool> {
-    let mut any = false;
-    loop {
-        let available = match reader.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            return Ok(any);
-        }
-        any = true;
-        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (&available[..i], Some(i + 1)),
-            None => (available, None),
-        };
-        if line.len() + chunk.len() > limit {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("the line is longer than the limit of {limit} bytes"),
-            ));
-        }
-        line.extend_from_slice(chunk);
-        match done {
-            Some(n) => {
-                reader.consume(n);
-                return Ok(true);
-            }
-            None => {
-                let n = available.len();
-                reader.consume(n);
-            }
-        }
-    }
 }

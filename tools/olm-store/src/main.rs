@@ -88,20 +88,8 @@ fn note(message: &str) {
     let _ = writeln!(io::stderr().lock(), "{TOOL}: {message}");
 }
 
-/// Refuses to wait for input a user would have to type: stdin is a terminal.
-fn refuse_terminal_stdin(what: &str, example: &str) -> anyhow::Result<()> {
-    if cli::stdin_is_terminal() {
-        return Err(
-            CliError::bad_input(format!("stdin is a terminal; pipe {what} in"))
-                .hint(example.to_string())
-                .into(),
-        );
-    }
-    Ok(())
-}
-
 fn put(store: &Store, force: bool) -> anyhow::Result<()> {
-    refuse_terminal_stdin(
+    cli::refuse_terminal_stdin(
         "the private key",
         "`olm-keygen | olm-store put`, or `olm-store put < ~/.ollama/id_ed25519`",
     )?;
@@ -122,7 +110,7 @@ fn put(store: &Store, force: bool) -> anyhow::Result<()> {
 }
 
 fn put_api_key(store: &Store, force: bool) -> anyhow::Result<()> {
-    refuse_terminal_stdin(
+    cli::refuse_terminal_stdin(
         "the API key",
         "`printf %s \"$OLLAMA_API_KEY\" | olm-store put --api-key`, or `olm-store put --api-key < FILE`",
     )?;
@@ -217,7 +205,7 @@ fn get(store: &Store, public: bool) -> anyhow::Result<()> {
         cli::print_line(&key.public_key().to_line())?;
     } else {
         let mut out = io::stdout().lock();
-        out.write_all(key.to_openssh().as_bytes())?;
+        out.write_all(key.to_openssh()?.as_bytes())?;
         out.flush()?;
     }
     Ok(())

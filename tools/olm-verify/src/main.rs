@@ -84,7 +84,7 @@ fn run(args: Cli) -> anyhow::Result<()> {
     };
     let keys = keys.as_ref().map(|(k, shown)| (k, shown.as_str()));
     if args.lines {
-        refuse_terminal_stdin(
+        cli::refuse_terminal_stdin(
             "TOKEN<TAB>CHALLENGE lines",
             "paste tokens.txt challenges.txt | olm-verify --lines",
         )?;
@@ -131,7 +131,7 @@ fn run(args: Cli) -> anyhow::Result<()> {
             .token
         }
         None => {
-            refuse_terminal_stdin(
+            cli::refuse_terminal_stdin(
                 "the challenge (the exact signed bytes)",
                 "printf '…' | olm-verify --token …, or use -X METHOD URI instead of stdin",
             )?;
@@ -144,18 +144,6 @@ fn run(args: Cli) -> anyhow::Result<()> {
         verify::authorize(list, shown, &key, verify::now()).map_err(refused)?;
     }
     cli::print_line(&key.to_line())?;
-    Ok(())
-}
-
-/// Refuses to wait for input a user would have to type: stdin is a terminal.
-fn refuse_terminal_stdin(what: &str, example: &str) -> anyhow::Result<()> {
-    if cli::stdin_is_terminal() {
-        return Err(
-            CliError::bad_input(format!("stdin is a terminal; pipe {what} in"))
-                .hint(example.to_string())
-                .into(),
-        );
-    }
     Ok(())
 }
 
