@@ -288,9 +288,9 @@ pub fn verify_lines(data: &[u8]) {
         );
         if line.len() <= LINE_LIMIT {
             if let Some(tab) = line.iter().position(|&b| b == b'\t') {
-                // Batches keep out what verify_strict would refuse (torsion
-                // in R or the key, a non-canonical R), so the verdict is the
-                // one the line gets alone.
+                // Batches and single checks follow the same ZIP-215 rules
+                // (cofactored equation, canonical s, weak keys refused), so
+                // the verdict is the one the line gets alone.
                 let alone = verify_token(&line[..tab], &line[tab + 1..]).is_ok();
                 assert_eq!(ok, alone, "batch and single verdicts differ");
             } else {

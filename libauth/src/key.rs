@@ -150,7 +150,7 @@ impl PrivateKey {
 
     /// The matching public key.
     pub fn public_key(&self) -> PublicKey {
-        PublicKey(self.signing.verifying_key())
+        PublicKey::from_verifying_key(self.signing.verifying_key())
     }
 
     /// Signs `message` (deterministic Ed25519, RFC 8032).
@@ -313,8 +313,26 @@ fn describe_ssh_error(e: &ssh_key::Error) -> Error {
 }
 
 /// An Ed25519 public key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PublicKey(VerifyingKey);
+///
+/// Signatures are checked by ZIP-215 rules (see [`PublicKey::verify`]); the
+/// key is decoded once, for ed25519-dalek (fingerprints, weakness) and for
+/// ed25519-zebra (verification).
+#[derive(Clone, Copy)]
+pub struct PublicKey(VerifyingKey, ed25519_zebra::VerificationKey);
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for PublicKey {}
+
+impl std::hash::Hash for PublicKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl PublicKey {
     /// Reads an authorized_keys-style line: `ssh-ed25519 AAAA… [comment]`.
@@ -365,16 +383,22 @@ impl PublicKey {
         let point: &[u8; 32] = point.try_into().map_err(|_| {
             Error::PublicKeyFormat(format!("the key is {} bytes, expected 32", point.len()))
         })?;
-        VerifyingKey::from_bytes(point)
-            .map(PublicKey)
-            .map_err(|_| Error::PublicKeyFormat("the key is not a valid Ed25519 point".into()))
+        Self::from_bytes(point)
     }
 
     /// Wraps a raw 32-byte public key.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self> {
-        VerifyingKey::from_bytes(bytes)
-            .map(PublicKey)
-            .map_err(|_| Error::PublicKeyFormat("the key is not a valid Ed25519 point".into()))
+        let invalid = || Error::PublicKeyFormat("the key is not a valid Ed25519 point".into());
+        let dalek = VerifyingKey::from_bytes(bytes).map_err(|_| invalid())?;
+        Ok(Self::from_verifying_key(dalek))
+    }
+
+    /// Wraps an ed25519-dalek key (already a valid point).
+    pub(crate) fn from_verifying_key(dalek: VerifyingKey) -> Self {
+        // The same decompression ed25519-dalek just did succeeded, so this
+        // cannot fail; ed25519-zebra has no constructor from a point.
+        let zebra = ed25519_zebra::VerificationKey::try_from(dalek.to_bytes()).unwrap_or_default();
+        PublicKey(dalek, zebra)
     }
 
     /// The raw 32 bytes.
@@ -414,11 +438,26 @@ impl PublicKey {
         format!("SHA256:{}", STANDARD_NO_PAD.encode(digest))
     }
 
-    /// Checks `signature` over `message` (strict RFC 8032 verification:
-    /// small-order keys and non-canonical signatures are refused).
+    /// Checks `signature` over `message` by ZIP-215 rules, and refuses
+    /// weak (small-order) keys.
+    ///
+    /// ZIP-215 (ed25519-zebra) checks the cofactored equation
+    /// `[8][s]B = [8]R + [8][k]A` and requires a canonical `s < ℓ`. It is
+    /// what batch verification checks too, so single and batch verification
+    /// (`olm-verify --lines`) give the same verdict by construction.
+    ///
+    /// Ollama's Go server (`crypto/ed25519`) checks the cofactorless
+    /// equation: a signature its key's owner crafted with a small-order
+    /// component in `R` may pass here and not there. Neither rule lets
+    /// anyone else forge or alter a token. ZIP-215 alone would accept any
+    /// signature under a small-order key (the cofactor clears it, so anyone
+    /// could "sign"): such keys are refused here, whatever the path.
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<()> {
-        self.0
-            .verify_strict(message, signature)
+        if self.0.is_weak() {
+            return Err(Error::BadSignature);
+        }
+        self.1
+            .verify(signature, message)
             .map_err(|_| Error::BadSignature)
     }
 

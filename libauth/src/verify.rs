@@ -14,7 +14,8 @@ use std::fmt;
 use std::io;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::Signature;
+use rand_core::{CryptoRng, RngCore};
 
 use crate::authorized_keys::{AuthorizedKeys, Entry};
 use crate::challenge::ApiRequest;
@@ -374,56 +375,72 @@ impl ReplayCache {
 /// the work a failed batch redoes one by one.
 pub const BATCH_SIZE: usize = 256;
 
-/// Whether batch verification may vouch for `token`: what
-/// `verify_strict` checks beyond the verification equation holds, and
-/// neither `R` nor the key carries a small-order (torsion) component.
-///
-/// Batch verification checks a random combination of the equations
-/// `R + kA - sB = 0`, cofactorless, with random 128-bit weights `z`; a
-/// torsion part `T` of one equation vanishes whenever `z·T = 0` (half the
-/// time for an order-2 `T`), so a key's owner could make a signature with
-/// `R' = rB + T` that the batch accepts and `verify_strict` refuses. With `R`
-/// and `A` torsion-free, every equation lies in the prime-order group, where
-/// a non-zero one survives the random combination except with negligible
-/// chance. `s < l` is checked by both paths alike (ed25519-dalek's
-/// `InternalSignature`). `keys` caches the key check within a batch.
-/// Whether `[ℓ]P` is the identity, as `EdwardsPoint::is_torsion_free`, in
-/// variable time (`P` is public: an `R` or a key): `[ℓ]P = 0` exactly when
-/// `[ℓ-1]P = -P`, and `ℓ-1` (which is `-1`) is a scalar the variable-time
-/// multiplication takes. The constant-time `is_torsion_free` was 57% of
-/// `olm-verify --lines` (callgrind: 305,000 instructions a signature; this
-/// one 248,000: about all that batching saves over `verify_strict`).
-fn torsion_free(p: &curve25519_dalek::EdwardsPoint) -> bool {
-    use curve25519_dalek::{EdwardsPoint, Scalar};
-    EdwardsPoint::vartime_double_scalar_mul_basepoint(&-Scalar::ONE, p, &Scalar::ZERO) == -p
+/// The operating system's generator, read 4 KiB at a time: a batch takes
+/// 16 bytes of random weight per signature, one `getrandom` call each
+/// without the buffer. Every byte comes from the OS and is used once.
+struct BufferedOsRng {
+    buf: [u8; 4096],
+    used: usize,
 }
 
-fn batchable(token: &Token, keys: &mut HashMap<[u8; 32], bool>) -> bool {
-    use curve25519_dalek::edwards::CompressedEdwardsY;
-    let r_bytes = token.signature().r_bytes();
-    let Some(r) = CompressedEdwardsY(*r_bytes).decompress() else {
-        return false;
-    };
-    // verify_strict compares encodings: a non-canonical R never matches.
-    if r.compress().as_bytes() != r_bytes || r.is_small_order() || !torsion_free(&r) {
-        return false;
+impl Default for BufferedOsRng {
+    fn default() -> Self {
+        BufferedOsRng {
+            buf: [0; 4096],
+            used: 4096,
+        }
     }
-    let key = token.public_key().verifying_key();
-    *keys
-        .entry(key.to_bytes())
-        .or_insert_with(|| !key.is_weak() && torsion_free(&key.to_edwards()))
 }
+
+impl RngCore for BufferedOsRng {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        let mut dest = dest;
+        while !dest.is_empty() {
+            if self.used == self.buf.len() {
+                rand_core::OsRng.fill_bytes(&mut self.buf);
+                self.used = 0;
+            }
+            let n = dest.len().min(self.buf.len() - self.used);
+            dest[..n].copy_from_slice(&self.buf[self.used..self.used + n]);
+            self.buf[self.used..self.used + n].fill(0);
+            self.used += n;
+            dest = &mut dest[n..];
+        }
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl CryptoRng for BufferedOsRng {}
 
 /// Verifies many `(token, challenge)` pairs, in order, one verdict each.
 ///
-/// With `batch`, tokens that parse are checked together with Ed25519 batch
-/// verification; when the batch fails, each is checked alone with strict
-/// verification to find which ones are bad. Without `batch`, each is checked
-/// alone. The verdicts are the same either way: a token batch verification
-/// could accept while `verify_strict` refuses it (a small-order component in
-/// `R` or the key, a non-canonical `R`; see [`batchable`]) is kept out of the
-/// batch and checked alone. A caller that saw a batch fail does better
-/// checking the next items one by one (see [`run_lines`]).
+/// With `batch`, tokens that parse are checked together with ZIP-215 batch
+/// verification (ed25519-zebra: the cofactored equation with random 128-bit
+/// weights); when the batch fails, each is checked alone to find which ones
+/// are bad. Without `batch`, each is checked alone. The verdicts are the
+/// same either way, by construction: single verification
+/// ([`PublicKey::verify`]) checks the same cofactored equation and the same
+/// canonical `s`, so a torsion component in `R` or the key, which a
+/// cofactorless batch could let through at random, is cleared by the
+/// cofactor on both paths alike. Weak (small-order) keys are refused by
+/// [`TokenReader::parse`] before any batch. A caller that saw a batch fail
+/// does better checking the next items one by one (see [`run_lines`]).
 pub fn verify_many(items: &[(&[u8], &[u8])], batch: bool) -> Vec<Result<PublicKey, Reason>> {
     verify_many_with(items, batch, &mut TokenReader::default())
 }
@@ -445,28 +462,17 @@ pub fn verify_many_with(
             Err(r) => out.push(Err(r)),
         }
     }
-    // Tokens the batch may not vouch for are checked alone, always.
-    let mut alone: Vec<(usize, Token)> = Vec::new();
     if batch && parsed.len() >= 2 {
-        let mut key_checks = HashMap::new();
-        let (batched, rest): (Vec<_>, Vec<_>) = parsed
-            .into_iter()
-            .partition(|(_, t)| batchable(t, &mut key_checks));
-        alone = rest;
-        parsed = batched;
-        if parsed.len() >= 2 {
-            let messages: Vec<&[u8]> = parsed.iter().map(|(i, _)| items[*i].1).collect();
-            let signatures: Vec<Signature> = parsed.iter().map(|(_, t)| *t.signature()).collect();
-            let keys: Vec<VerifyingKey> = parsed
-                .iter()
-                .map(|(_, t)| *t.public_key().verifying_key())
-                .collect();
-            if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
-                parsed.clear();
-            }
+        let mut verifier = ed25519_zebra::batch::Verifier::new();
+        for (i, t) in &parsed {
+            let key = ed25519_zebra::VerificationKeyBytes::from(*t.public_key().as_bytes());
+            verifier.queue((key, *t.signature(), items[*i].1));
+        }
+        if verifier.verify(BufferedOsRng::default()).is_ok() {
+            parsed.clear();
         }
     }
-    for (i, token) in parsed.iter().chain(&alone) {
+    for (i, token) in &parsed {
         if let Err(e) = token.verify(items[*i].1) {
             out[*i] = Err(e.into());
         }
@@ -723,20 +729,6 @@ mod tests {
     }
 
     #[test]
-    fn variable_time_torsion_check_agrees_with_dalek() {
-        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
-        use curve25519_dalek::Scalar;
-        for n in 1..20u64 {
-            let p = ED25519_BASEPOINT_POINT * Scalar::from(n * 7919 + 1);
-            for t in EIGHT_TORSION {
-                let q = p + t;
-                assert_eq!(torsion_free(&q), q.is_torsion_free(), "{n}");
-                assert_eq!(torsion_free(&t), t.is_torsion_free());
-            }
-        }
-    }
-
-    #[test]
     fn a_reader_parses_as_parse_token_does() {
         let mut reader = TokenReader::default();
         // More keys than the caches hold, each twice, good and damaged.
@@ -816,8 +808,10 @@ mod tests {
 
     /// A token by the key of `seed` over `msg` whose `R` carries the
     /// order-2 point: `R' = rB + T`, `s = r + H(R',A,M)·a`. Only the key's
-    /// owner can make it; `verify_strict` refuses it, an unguarded batch
-    /// accepts it whenever its random weight is even.
+    /// owner can make it. Under cofactorless rules (`verify_strict`, Go's
+    /// crypto/ed25519) it is refused while a cofactorless batch accepts it
+    /// whenever its random weight is even; under ZIP-215 the cofactor clears
+    /// `T` and both single and batch verification accept it.
     fn torsioned_token(seed: u8, msg: &[u8]) -> String {
         use base64::engine::general_purpose::STANDARD;
         use base64::Engine as _;
@@ -856,15 +850,21 @@ mod tests {
     }
 
     #[test]
-    fn batches_never_accept_what_strict_verification_refuses() {
+    fn batches_and_single_verification_agree_on_torsioned_signatures() {
         let evil = torsioned_token(7, b"GET,/api/tags?ts=1");
-        // Strict verification refuses it...
+        // The owner's torsioned signature holds under the cofactored
+        // equation: single verification accepts it...
         assert_eq!(
-            verify_token(evil.as_bytes(), b"GET,/api/tags?ts=1").map(|_| ()),
+            verify_token(evil.as_bytes(), b"GET,/api/tags?ts=1").map(|t| *t.public_key()),
+            Ok(key(7).public_key())
+        );
+        // ...but not over another challenge.
+        assert_eq!(
+            verify_token(evil.as_bytes(), b"GET,/api/tags?ts=2").map(|_| ()),
             Err(Reason::BadSignature { challenge: None })
         );
-        // ...and so does every batch, wherever it sits. (Unguarded, each
-        // batch accepted it half the time: 2^-20 to pass this loop.)
+        // Every batch gives the same verdict, wherever it sits (a
+        // cofactorless batch would accept it only half the time).
         let honest: Vec<(Vec<u8>, Vec<u8>)> = (0..6u8)
             .map(|i| {
                 let c = format!("c{i}").into_bytes();
@@ -880,11 +880,20 @@ mod tests {
             items.insert(pos, (evil.as_bytes(), b"GET,/api/tags?ts=1"));
             let verdicts = verify_many(&items, true);
             assert_eq!(verdicts, verify_many(&items, false));
+            assert!(
+                verdicts.iter().all(Result::is_ok),
+                "round {round}: {verdicts:?}"
+            );
+            // Over the wrong challenge it is refused, alone and batched,
+            // and the honest items around it still pass.
+            items[pos].1 = b"GET,/api/tags?ts=2";
+            let verdicts = verify_many(&items, true);
+            assert_eq!(verdicts, verify_many(&items, false));
             for (i, v) in verdicts.iter().enumerate() {
                 assert_eq!(v.is_ok(), i != pos, "round {round}, item {i}: {v:?}");
             }
         }
-        // Through --lines too: the evil line is bad in every position.
+        // Through --lines too: the same verdict in every position.
         for pos in 0..4 {
             let mut input = Vec::new();
             for i in 0..4 {
@@ -898,11 +907,67 @@ mod tests {
                 }
             }
             let mut out = Vec::new();
-            assert!(!run_lines(&mut &input[..], &mut out, None).expect("io"));
+            assert!(run_lines(&mut &input[..], &mut out, None).expect("io"));
             let text = String::from_utf8(out).expect("utf8");
-            for (i, line) in text.lines().enumerate() {
-                assert_eq!(line.starts_with("ok "), i != pos, "{pos}: {text}");
+            assert_eq!(text.lines().count(), 4);
+            assert!(text.lines().all(|l| l.starts_with("ok ")), "{pos}: {text}");
+        }
+    }
+
+    /// The identity key (`01 00…00`) with the all-identity signature
+    /// (`R` = identity, `s` = 0): `[8][0]B = [8]R + [8][k]A` holds for
+    /// every message, so ZIP-215 alone would accept it.
+    fn identity_forgery() -> String {
+        use base64::engine::general_purpose::STANDARD;
+        use base64::Engine as _;
+        let mut point = [0u8; 32];
+        point[0] = 1;
+        let mut blob = key(1).public_key().blob();
+        blob[19..].copy_from_slice(&point);
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&point);
+        format!("{}:{}", STANDARD.encode(blob), STANDARD.encode(sig))
+    }
+
+    #[test]
+    fn small_order_keys_are_refused_single_and_batched() {
+        let forged = identity_forgery();
+        let msg: &[u8] = b"GET,/api/tags?ts=1";
+        // The equation itself holds (this is what ZIP-215 alone accepts)...
+        let mut point = [0u8; 32];
+        point[0] = 1;
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&point);
+        let sig = Signature::from_bytes(&sig);
+        let zebra = ed25519_zebra::VerificationKey::try_from(point).expect("a point");
+        assert!(zebra.verify(&sig, msg).is_ok());
+        // ...and every path here refuses it.
+        let pk = PublicKey::from_bytes(&point).expect("decodes");
+        assert_eq!(pk.verify(msg, &sig), Err(Error::BadSignature));
+        assert!(matches!(
+            verify_token(forged.as_bytes(), msg),
+            Err(Reason::NotEd25519(_))
+        ));
+        let good: Vec<(String, Vec<u8>)> = (0..4u8)
+            .map(|i| {
+                let c = format!("c{i}").into_bytes();
+                (Token::sign(&key(i + 1), &c).to_string(), c)
+            })
+            .collect();
+        for pos in 0..=good.len() {
+            let mut items: Vec<(&[u8], &[u8])> = good
+                .iter()
+                .map(|(t, c)| (t.as_bytes(), c.as_slice()))
+                .collect();
+            items.insert(pos, (forged.as_bytes(), msg));
+            let verdicts = verify_many(&items, true);
+            assert_eq!(verdicts, verify_many(&items, false));
+            for (i, v) in verdicts.iter().enumerate() {
+                assert_eq!(v.is_ok(), i != pos, "{pos}, item {i}: {v:?}");
             }
+            // An all-forged batch too.
+            let all = vec![(forged.as_bytes(), msg); 3];
+            assert!(verify_many(&all, true).iter().all(Result::is_err));
         }
     }
 

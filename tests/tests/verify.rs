@@ -110,6 +110,12 @@ fn every_vector_token_verifies_and_every_invalid_one_says_why() {
     identity.push(1);
     identity.extend_from_slice(&[0u8; 31]);
     let identity = STANDARD.encode(identity);
+    // R = the identity, s = 0: the cofactored (ZIP-215) equation holds for
+    // every message under the identity key, so only the weak-key refusal
+    // stops this forgery, alone and in a batch.
+    let mut forged = [0u8; 64];
+    forged[0] = 1;
+    let forged = STANDARD.encode(forged);
     for (token, reason) in [
         (
             format!("{rsa}:{sig}"),
@@ -117,6 +123,10 @@ fn every_vector_token_verifies_and_every_invalid_one_says_why() {
         ),
         (
             format!("{identity}:{sig}"),
+            "not an ssh-ed25519 key: the key is a weak (small-order) point",
+        ),
+        (
+            format!("{identity}:{forged}"),
             "not an ssh-ed25519 key: the key is a weak (small-order) point",
         ),
         (

@@ -67,7 +67,7 @@ struct Raw {
 enum PubState {
     Missing,
     Matches,
-    Other(PublicKey),
+    Other(Box<PublicKey>),
     Damaged(String),
 }
 
@@ -354,7 +354,7 @@ impl FileStore {
         }
         match PublicKey::from_line(line) {
             Ok(k) if k == *key => PubState::Matches,
-            Ok(k) => PubState::Other(k),
+            Ok(k) => PubState::Other(Box::new(k)),
             Err(Error::PublicKeyFormat(why)) => {
                 PubState::Damaged(crate::authorized_keys::without_content(why))
             }
