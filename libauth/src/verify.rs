@@ -202,7 +202,8 @@ impl TokenReader {
     }
 }
 
-/// Checks a token over exact challenge bytes (strict RFC 8032 verification).
+/// Checks a token over exact challenge bytes (ZIP-215 rules, weak keys
+/// refused: see [`PublicKey::verify`]).
 pub fn verify_token(text: &[u8], challenge: &[u8]) -> Result<Token, Reason> {
     let token = parse_token(text)?;
     token.verify(challenge)?;
@@ -296,8 +297,10 @@ pub fn authorize<'a>(
 
 /// Tokens accepted recently, to refuse a second use (replay).
 ///
-/// Keyed by the 64-byte signature: strict verification admits one signature
-/// per key and challenge, so a token cannot be altered and still verify.
+/// Keyed by the 64-byte signature: under ZIP-215 rules the hash binds the
+/// exact bytes of `R` and the key and `s` must be canonical, so nobody
+/// without the secret can alter a seen token (re-encode `R`, add torsion to
+/// it, add `ℓ` to `s`) and have it verify again.
 /// An entry lives until its `ts` is older than the skew window, after which
 /// the `ts` check refuses the token anyway. Memory is bounded by
 /// `capacity`; when full, new tokens are refused
@@ -369,10 +372,11 @@ impl ReplayCache {
 }
 
 /// How many `--lines` items are verified in one batch. Measured with
-/// callgrind over 2,000 lines of one key: 64 → 168k instructions a line,
-/// 256 → 151k, 1024 → 133k (ed25519-dalek switches from Straus to Pippenger
-/// above 190 points). 256 lines are about one 64 KiB read buffer, and bound
-/// the work a failed batch redoes one by one.
+/// callgrind over 2,000 lines of one key (with ed25519-dalek's batch, on the
+/// same curve25519-dalek multiscalar multiplication ed25519-zebra uses):
+/// 64 → 168k instructions a line, 256 → 151k, 1024 → 133k (Straus gives way
+/// to Pippenger above 190 points). 256 lines are about one 64 KiB read
+/// buffer, and bound the work a failed batch redoes one by one.
 pub const BATCH_SIZE: usize = 256;
 
 /// The operating system's generator, read 4 KiB at a time: a batch takes
