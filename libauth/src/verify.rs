@@ -12,7 +12,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::io;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::Signature;
 use rand_core::{CryptoRng, RngCore};
@@ -21,6 +20,7 @@ use crate::authorized_keys::{AuthorizedKeys, Entry};
 use crate::challenge::ApiRequest;
 use crate::error::Error;
 use crate::key::{truncate, PublicKey};
+use crate::lines::Line;
 use crate::token::{KeyCache, Token};
 
 /// The default `--max-skew`: how far `ts` may be from the clock, in seconds.
@@ -150,13 +150,8 @@ impl From<Error> for Reason {
     }
 }
 
-/// The current Unix time in whole seconds.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+/// The current Unix time in whole seconds (one clock for all of libauth).
+pub use crate::client::unix_now as now;
 
 /// Reads a token (or an `Authorization` value, `Bearer` or not) from bytes
 /// and refuses weak (small-order) keys, which no honest signer has.
@@ -571,50 +566,22 @@ pub fn run_lines(
 }
 
 /// Reads one line without its `\n`: `None` at the end of input, `Err` for a
-/// line over `limit` bytes (whose rest is skipped).
+/// line over `limit` bytes (whose rest is skipped, never held).
 fn read_line(
     input: &mut impl io::BufRead,
     limit: usize,
 ) -> io::Result<Option<Result<Vec<u8>, Reason>>> {
     let mut line = Vec::new();
-    let mut any = false;
-    let mut too_long = false;
-    loop {
-        let available = match input.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            break;
-        }
-        any = true;
-        let (chunk, used, done) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (&available[..i], i + 1, true),
-            None => (available, available.len(), false),
-        };
-        if !too_long {
-            if line.len() + chunk.len() > limit {
-                too_long = true;
-                line = Vec::new();
-            } else {
-                line.extend_from_slice(chunk);
-            }
-        }
-        input.consume(used);
-        if done {
-            break;
+    match crate::lines::read_line(input, &mut line, limit)? {
+        Line::End => Ok(None),
+        Line::Read => Ok(Some(Ok(line))),
+        Line::TooLong => {
+            crate::lines::skip_line(input)?;
+            Ok(Some(Err(Reason::MalformedLine(format!(
+                "longer than {limit} bytes"
+            )))))
         }
     }
-    if !any {
-        return Ok(None);
-    }
-    if too_long {
-        return Ok(Some(Err(Reason::MalformedLine(format!(
-            "longer than {limit} bytes"
-        )))));
-    }
-    Ok(Some(Ok(line)))
 }
 
 #[cfg(test)]
