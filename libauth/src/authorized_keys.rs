@@ -429,28 +429,34 @@ fn read_options(options: &str) -> std::result::Result<Option<u64>, String> {
     Ok(expires)
 }
 
-/// Splits an options field at the commas outside double quotes.
-fn split_options(options: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut start, mut in_quotes, mut escaped) = (0, false, false);
-    for (i, c) in options.char_indices() {
+/// The characters of an options field that stand outside double quotes
+/// (`\"` escapes a quote inside them), with their byte offsets: where
+/// sshd lets a comma end an option and white space end the field.
+fn unquoted(options: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let (mut in_quotes, mut escaped) = (false, false);
+    options.char_indices().filter(move |&(_, c)| {
         if escaped {
             escaped = false;
-            continue;
+            return false;
         }
         match c {
             '\\' if in_quotes => escaped = true,
             '"' => in_quotes = !in_quotes,
-            ',' if !in_quotes => {
-                out.push(&options[start..i]);
-                start = i + 1;
-            }
-            _ => {}
+            _ => return !in_quotes,
         }
+        false
+    })
+}
+
+/// Splits an options field at the commas outside double quotes.
+fn split_options(options: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, _) in unquoted(options).filter(|&(_, c)| c == ',') {
+        out.push(&options[start..i]);
+        start = i + 1;
     }
-    if start < options.len() {
-        out.push(&options[start..]);
-    }
+    out.push(&options[start..]);
     out.retain(|o| !o.is_empty());
     out
 }
@@ -510,21 +516,9 @@ fn first_word(s: &str) -> &str {
 /// Skips the options field (spaces allowed only inside double quotes, `\"`
 /// escapes a quote) and the white space after it.
 fn skip_options(line: &str) -> Option<&str> {
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for (i, c) in line.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' if in_quotes => escaped = true,
-            '"' => in_quotes = !in_quotes,
-            c if c.is_ascii_whitespace() && !in_quotes => return Some(line[i..].trim_start()),
-            _ => {}
-        }
-    }
-    None
+    unquoted(line)
+        .find(|&(_, c)| c.is_ascii_whitespace())
+        .map(|(i, _)| line[i..].trim_start())
 }
 
 #[cfg(test)]
