@@ -7,18 +7,13 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 
 use libauth::{ApiRequest, PrivateKey, Token};
 use olm_tests::Sandbox;
 
+/// Whether `program` is installed; if not, says SKIPPED (a failure in CI).
 fn have(program: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
+    let found = olm_tests::have(program);
     if !found {
         olm_tests::skipped!(
             "SKIPPED: {program} is not installed (apt-get install openssh-client curl util-linux)"

@@ -107,8 +107,22 @@ fn many_lines_stream_in_bounded_memory() {
     eprintln!("olm-sign --lines, 20 MB of lines: peak {peak} KiB");
 }
 
-/// Runs `tool args` with stdout a pipe whose reader is already closed.
-fn run_into_closed_pipe(sb: &Sandbox, tool: &str, args: &[&str], stdin: &[u8]) -> (i32, String) {
+/// Which of the tool's output pipes has its reader closed before it runs.
+#[derive(Clone, Copy)]
+enum Closed {
+    Stdout,
+    Stderr,
+}
+
+/// Runs `tool args` with one output pipe already closed at its reader;
+/// returns the exit status and what the tool wrote on the other one.
+fn run_with_closed(
+    sb: &Sandbox,
+    closed: Closed,
+    tool: &str,
+    args: &[&str],
+    stdin: &[u8],
+) -> (i32, String) {
     let mut c = sb.cmd(tool);
     c.args(args)
         .stdin(Stdio::piped())
@@ -116,22 +130,26 @@ fn run_into_closed_pipe(sb: &Sandbox, tool: &str, args: &[&str], stdin: &[u8]) -
         .stderr(Stdio::piped());
     let mut child = c.spawn().expect("spawn");
     // Close the only reader before the tool writes a byte.
-    drop(child.stdout.take());
+    let mut open: Box<dyn Read> = match closed {
+        Closed::Stdout => {
+            drop(child.stdout.take());
+            Box::new(child.stderr.take().expect("stderr"))
+        }
+        Closed::Stderr => {
+            drop(child.stderr.take());
+            Box::new(child.stdout.take().expect("stdout"))
+        }
+    };
     let mut input = child.stdin.take().expect("stdin");
     let data = stdin.to_vec();
     let writer = std::thread::spawn(move || {
         let _ = std::io::Write::write_all(&mut input, &data);
     });
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("read stderr");
+    let mut other = String::new();
+    open.read_to_string(&mut other).expect("read the open pipe");
     let status = child.wait().expect("wait");
     let _ = writer.join();
-    (status.code().unwrap_or(-1), stderr)
+    (status.code().unwrap_or(-1), other)
 }
 
 #[test]
@@ -196,7 +214,7 @@ fn a_closed_stdout_ends_every_tool_quietly() {
             olm_tests::skipped!("SKIPPED {tool} {args:?}: not built here");
             continue;
         }
-        let (code, stderr) = run_into_closed_pipe(&sb, tool, &args, stdin);
+        let (code, stderr) = run_with_closed(&sb, Closed::Stdout, tool, &args, stdin);
         assert_eq!(code, 0, "{tool} {args:?}: {stderr}");
         assert!(stderr.is_empty(), "{tool} {args:?}: {stderr}");
     }
@@ -220,33 +238,6 @@ fn head_after_lines_is_quiet() {
     libauth::Token::parse(got[0]).expect("the first token");
     assert_eq!(got[1], "status=0", "stderr: {}", out.stderr);
     assert!(out.stderr.is_empty(), "{}", out.stderr);
-}
-
-/// Runs `tool args` with stderr a pipe whose reader is already closed;
-/// returns the exit status and stdout.
-fn run_with_closed_stderr(sb: &Sandbox, tool: &str, args: &[&str], stdin: &[u8]) -> (i32, String) {
-    let mut c = sb.cmd(tool);
-    c.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("spawn");
-    drop(child.stderr.take());
-    let mut input = child.stdin.take().expect("stdin");
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = std::io::Write::write_all(&mut input, &data);
-    });
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut stdout)
-        .expect("read stdout");
-    let status = child.wait().expect("wait");
-    let _ = writer.join();
-    (status.code().unwrap_or(-1), stdout)
 }
 
 #[test]
@@ -281,14 +272,14 @@ fn a_closed_stderr_does_not_turn_a_note_into_a_crash() {
             olm_tests::skipped!("SKIPPED {tool} {args:?}: not built here");
             continue;
         }
-        let (code, _stdout) = run_with_closed_stderr(&sb, tool, &args, stdin);
+        let (code, _stdout) = run_with_closed(&sb, Closed::Stderr, tool, &args, stdin);
         assert_eq!(code, want, "{tool} {args:?}");
     }
     // olm-revoke --local-only reports each backend on stderr.
     if olm_tests::bin_dir().join("olm-revoke").exists() {
         sb.run("olm-store", ["put"], &std::fs::read(&key).unwrap())
             .assert_code(0);
-        let (code, _) = run_with_closed_stderr(&sb, "olm-revoke", &["--local-only"], b"");
+        let (code, _) = run_with_closed(&sb, Closed::Stderr, "olm-revoke", &["--local-only"], b"");
         assert_eq!(code, 0, "olm-revoke --local-only");
         assert!(!sb.ollama_key().exists(), "the key was removed");
     }

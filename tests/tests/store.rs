@@ -32,16 +32,6 @@ fn pub_path(sb: &Sandbox) -> PathBuf {
     sb.home().join(".ollama").join("id_ed25519.pub")
 }
 
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program}"))
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 /// Puts vector key `name` into the sandbox's file store.
 fn put(sb: &Sandbox, name: &str) {
     sb.run("olm-store", ["put"], vector_text(name).as_bytes())
@@ -540,7 +530,7 @@ fn put_text(sb: &Sandbox, key: &str) {
 /// it, and `put` will not wait for a key typed into it.
 #[test]
 fn secrets_never_go_to_or_come_from_a_terminal() {
-    if !have("script") {
+    if !olm_tests::have("script") {
         olm_tests::skipped!("SKIPPED: secrets_never_go_to_or_come_from_a_terminal: script (util-linux) not installed");
         return;
     }
@@ -639,7 +629,7 @@ fn remove_everywhere_without_secret_service() {
 /// gnome-keyring, unlocked, inside its own D-Bus session.
 #[test]
 fn keyring_round_trip_through_a_real_secret_service() {
-    if !(have("gnome-keyring-daemon") && have("dbus-run-session")) {
+    if !(olm_tests::have("gnome-keyring-daemon") && olm_tests::have("dbus-run-session")) {
         olm_tests::skipped!(
             "SKIPPED: keyring tests: gnome-keyring-daemon not installed (apt-get install gnome-keyring dbus libsecret-tools)"
         );
@@ -774,7 +764,7 @@ fn remove_everywhere_in_a_keyring_session() {
 /// socket is opened (the keyring backend is touched only when selected).
 #[test]
 fn file_backend_opens_no_socket() {
-    if !have("strace") {
+    if !olm_tests::have("strace") {
         olm_tests::skipped!("SKIPPED: file_backend_opens_no_socket: strace not installed");
         return;
     }

@@ -906,7 +906,7 @@ fn stand_in_without_a_file_keeps_keys_in_memory() {
 
 #[test]
 fn stand_in_works_with_olm_sign_and_curl() {
-    if which("curl").is_none() {
+    if !olm_tests::have("curl") {
         olm_tests::skipped!("SKIPPED stand_in_works_with_olm_sign_and_curl: curl is not installed");
         return;
     }
@@ -956,12 +956,6 @@ fn serve_usage_errors() {
     let _slow = TcpStream::connect(&server.addr).unwrap();
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(server.terminate(), 0);
-}
-
-fn which(program: &str) -> Option<std::path::PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
 }
 
 /// A copy of vector key k1's private key file, mode 0600, at `name`.
@@ -1158,7 +1152,7 @@ fn a_missing_or_open_authorized_keys_file_says_how_to_fix_it() {
 
 #[test]
 fn stdin_on_a_terminal_is_refused_not_awaited() {
-    if which("script").is_none() || which("timeout").is_none() {
+    if !olm_tests::have("script") || !olm_tests::have("timeout") {
         olm_tests::skipped!("SKIPPED stdin_on_a_terminal_is_refused_not_awaited: script or timeout is not installed");
         return;
     }
